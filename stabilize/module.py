@@ -1,0 +1,164 @@
+"""The LightningModule: a HF sequence classifier trained with the strategies of a method.
+
+Evaluation follows study A's released code: `eval.times` evaluations evenly spaced over
+training, the best validation state kept as a CPU copy in memory (no checkpoint files),
+and after training both the last and the best state scored on the test half.
+"""
+import math
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from transformers import get_linear_schedule_with_warmup
+
+from stabilize import metrics
+from stabilize.strategies.base import Strategy
+from stabilize.tasks import TaskSpec
+
+NO_DECAY = ("bias", "LayerNorm.weight", "LayerNorm.bias", "layer_norm.weight", "layer_norm.bias")
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+def default_param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Two groups: weights with `weight_decay`, biases and LayerNorm without."""
+    decay, no_decay = {"params": [], "names": [], "weight_decay": weight_decay}, \
+        {"params": [], "names": [], "weight_decay": 0.0}
+    for name, p in model.named_parameters():
+        group = no_decay if name.endswith(NO_DECAY) else decay
+        group["params"].append(p)
+        group["names"].append(name)
+    return [g for g in (decay, no_decay) if g["params"]]
+
+
+def eval_steps(total_steps: int, times: int) -> list[int]:
+    """`times` steps evenly spaced over training, the last one at the end."""
+    return sorted({max(1, round(total_steps * (i + 1) / times)) for i in range(times)})
+
+
+class FineTuner(pl.LightningModule):
+    def __init__(self, model, spec: TaskSpec, strategies: list[Strategy], optim, total_steps: int,
+                 eval_times: int = 10):
+        super().__init__()
+        self.model, self.spec, self.strategies, self.optim = model, spec, strategies, optim
+        self.total_steps = total_steps
+        self.eval_at = set(eval_steps(total_steps, eval_times))
+        self.history: list[dict] = []
+        self.best: dict | None = None  # {"step", "select", "val", "state"}
+        self._nonfinite = torch.zeros((), dtype=torch.bool)
+        for s in self.strategies:
+            s.setup(self)
+
+    # ------------------------------------------------------------ training
+    def forward(self, batch: dict):
+        return self.model(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                          attention_mask=batch["attention_mask"])
+
+    def task_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.spec.is_regression:
+            return F.mse_loss(logits.squeeze(-1).float(), labels.float())
+        return F.cross_entropy(logits.float(), labels)
+
+    def training_step(self, batch, batch_idx):
+        outputs = self(batch)
+        loss = self.task_loss(outputs.logits, batch["labels"])
+        for s in self.strategies:
+            extra = s.loss(self, batch, outputs)
+            if extra is not None:
+                loss = loss + extra
+        self._nonfinite = self._nonfinite.to(loss.device) | ~torch.isfinite(loss.detach())
+        self.log("train/loss", loss.detach(), on_step=True, prog_bar=True)
+        return loss
+
+    def on_train_epoch_start(self):
+        for s in self.strategies:
+            s.on_train_epoch_start(self, self.current_epoch)
+
+    def on_before_optimizer_step(self, optimizer):
+        for s in self.strategies:
+            s.before_optimizer_step(self, optimizer)
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        for s in self.strategies:
+            if s.clip_gradients(self, optimizer):
+                return
+        if self.optim.clip_norm:
+            self.clip_gradients(optimizer, gradient_clip_val=self.optim.clip_norm, gradient_clip_algorithm="norm")
+
+    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None):
+        optimizer.step(closure=optimizer_closure)
+        for s in self.strategies:
+            s.after_optimizer_step(self, optimizer)
+
+    def configure_optimizers(self):
+        groups = default_param_groups(self.model, self.optim.weight_decay)
+        for s in self.strategies:
+            groups = s.param_groups(self, groups)
+        optimizer = None
+        for s in self.strategies:
+            optimizer = s.build_optimizer(self, groups) or optimizer
+        if optimizer is None:
+            optimizer = torch.optim.AdamW(groups, lr=self.optim.lr, betas=tuple(self.optim.betas),
+                                          eps=self.optim.eps, weight_decay=self.optim.weight_decay)
+        warmup = math.ceil(self.optim.warmup_ratio * self.total_steps)
+        scheduler = get_linear_schedule_with_warmup(optimizer, warmup, self.total_steps)
+        n_decay = sum(len(g["params"]) for g in groups if g.get("weight_decay"))
+        print(f"optimizer: {type(optimizer).__name__}, {len(groups)} parameter groups, "
+              f"{n_decay} tensors decayed, {sum(len(g['params']) for g in groups) - n_decay} not; "
+              f"{self.total_steps} steps, {warmup} warmup")
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ------------------------------------------------------------ evaluation
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        step = self.global_step
+        if step not in self.eval_at:
+            return
+        if bool(self._nonfinite):
+            raise Diverged(f"training loss is not finite by step {step}")
+        preds, labels = self.predict_split("val")
+        select = metrics.score(self.spec.select_metric, preds, labels)
+        val = metrics.score(self.spec.metric, preds, labels)
+        self.history.append({"step": step, "val": val, self.spec.select_metric: select})
+        self.log(f"val/{self.spec.metric}", val)
+        if self.best is None or select > self.best["select"]:
+            state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+            self.best = {"step": step, "select": select, "val": val, "state": state}
+
+    @torch.inference_mode()
+    def predict_split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predictions (class indices, or scores for regression) and labels of a split."""
+        was_training = self.model.training
+        self.model.eval()
+        preds, labels = [], []
+        for batch in self.trainer.datamodule.eval_dataloader(split):
+            batch = {k: v.to(self.device) for k, v in batch.items()}
+            logits = self(batch).logits.float()
+            preds.append(logits.squeeze(-1) if self.spec.is_regression else logits.argmax(-1))
+            labels.append(batch["labels"])
+        self.model.train(was_training)
+        return torch.cat(preds).cpu(), torch.cat(labels).cpu()
+
+    def final_scores(self) -> dict:
+        """Test scores of the last and the best validation state; loads the best state."""
+        last_preds, labels = self.predict_split("test")
+        test_last = metrics.score(self.spec.metric, last_preds, labels)
+        if self.best is not None:
+            self.model.load_state_dict(self.best["state"])
+        preds, _ = self.predict_split("test")
+        test = metrics.score(self.spec.metric, preds, labels)
+        if self.spec.is_regression:
+            majority = None
+        else:
+            maj_label = metrics.majority_label(self.trainer.datamodule.splits["val"].labels)
+            majority = metrics.majority_score(self.spec.metric, labels, maj_label)
+        return {
+            "val": self.best["val"] if self.best else None,
+            "best_step": self.best["step"] if self.best else None,
+            "test": test,
+            "test_last": test_last,
+            "majority": majority,
+            "degenerate": metrics.is_degenerate(self.spec.metric, preds, test, majority),
+            "history": self.history,
+        }

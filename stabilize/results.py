@@ -1,0 +1,51 @@
+"""One run's `results.json`: versions, atomic writing, and the relaunch check."""
+import json
+import os
+import tempfile
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+RESULTS = "results.json"
+FINISHED = ("ok", "failed")
+
+
+def versions() -> dict:
+    out = {}
+    for pkg in ("torch", "transformers", "pytorch-lightning", "torchmetrics", "hydra-core", "stabilize"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    """Write to a temporary file in the same folder, then rename: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2, default=str)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read(path: Path) -> dict:
+    with open(path) as f:
+        return json.load(f)
+
+
+def finished_run(run_dir: Path, config: dict) -> dict | None:
+    """The earlier result in `run_dir` if it finished (ok or failed) with this same config."""
+    path = Path(run_dir) / RESULTS
+    if not path.is_file():
+        return None
+    try:
+        earlier = read(path)
+    except (OSError, ValueError):
+        return None
+    if earlier.get("status") in FINISHED and earlier.get("config") == config:
+        return earlier
+    return None
