@@ -12,10 +12,9 @@ import torch.nn.functional as F
 from transformers import get_linear_schedule_with_warmup
 
 from stabilize import metrics
+from stabilize.layers import NO_DECAY
 from stabilize.strategies.base import Strategy
 from stabilize.tasks import TaskSpec
-
-NO_DECAY = ("bias", "LayerNorm.weight", "LayerNorm.bias", "layer_norm.weight", "layer_norm.bias")
 
 
 class Diverged(RuntimeError):
@@ -39,17 +38,24 @@ def eval_steps(total_steps: int, times: int) -> list[int]:
 
 
 class FineTuner(pl.LightningModule):
-    def __init__(self, model, spec: TaskSpec, strategies: list[Strategy], optim, total_steps: int,
-                 eval_times: int = 10):
+    def __init__(self, model, spec: TaskSpec, strategies: list[Strategy], optim, eval_times: int = 10):
         super().__init__()
         self.model, self.spec, self.strategies, self.optim = model, spec, strategies, optim
-        self.total_steps = total_steps
-        self.eval_at = set(eval_steps(total_steps, eval_times))
+        self.eval_times = eval_times
+        self.total_steps, self.eval_at = 0, set()
         self.history: list[dict] = []
         self.best: dict | None = None  # {"step", "select", "val", "state"}
         self._nonfinite = torch.zeros((), dtype=torch.bool)
+        self.model.train()  # from_pretrained returns eval mode: dropout would stay off
         for s in self.strategies:
             s.setup(self)
+
+    def plan(self, steps_per_epoch: int, steps: int) -> int:
+        """Fix the run's length (strategies may extend it) and the evaluation steps."""
+        for s in self.strategies:
+            steps = s.training_steps(self, steps_per_epoch, steps)
+        self.total_steps, self.eval_at = steps, set(eval_steps(steps, self.eval_times))
+        return steps
 
     # ------------------------------------------------------------ training
     def forward(self, batch: dict):

@@ -21,11 +21,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from stabilize import config as _config  # registers the resolvers used by conf/
-from stabilize import models, results
+from stabilize import analysis, models, results
 from stabilize.data import GlueDataModule
 from stabilize.errors import ConfigError
 from stabilize.module import Diverged, FineTuner
 from stabilize.strategies.base import build_method, method_name
+from stabilize.strategies.intermediate import MODEL_FILE
 from stabilize.tasks import TASKS
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -68,14 +69,15 @@ def train(cfg: DictConfig) -> dict:
         n_train = len(datamodule.splits["train"])
         accumulate = cfg.trainer.get("accumulate_grad_batches", 1)
         steps_per_epoch = math.ceil(math.ceil(n_train / cfg.optim.batch_size) / accumulate)
-        total_steps = cfg.optim.max_steps or steps_per_epoch * cfg.optim.max_epochs
+        module = FineTuner(model, spec, strategies, cfg.optim, cfg.eval.times)  # strategies' setup
+        total_steps = module.plan(steps_per_epoch, cfg.optim.max_steps or steps_per_epoch * cfg.optim.max_epochs)
         tokens = int(datamodule.splits["train"].lengths.sum())
         print(f"[stabilize] {spec.name}: {n_train} train / {len(datamodule.splits['val'])} val / "
               f"{len(datamodule.splits['test'])} test rows, {tokens} train tokens per epoch; "
               f"{total_steps} steps ({total_steps / steps_per_epoch:.2f} epochs)")
 
         # -------------------------------------------------------- fit
-        module = FineTuner(model, spec, strategies, cfg.optim, total_steps, cfg.eval.times)
+        start_weights = analysis.snapshot(model) if cfg.analysis.weight_change else None
         loggers = [instantiate(node) for node in (cfg.get("logger") or {}).values() if node is not None]
         trainer = pl.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True), max_steps=total_steps,
                              max_epochs=-1, logger=loggers or False, enable_checkpointing=False,
@@ -83,7 +85,11 @@ def train(cfg: DictConfig) -> dict:
         trainer.fit(module, datamodule=datamodule)
 
         # -------------------------------------------------------- scores
+        if start_weights is not None:
+            results.write_json_atomic(run_dir / analysis.WEIGHT_CHANGE, analysis.weight_change(model, start_weights))
         scores = module.final_scores()
+        if cfg.save_model:  # opt-in: the best state, for intermediate-task chains
+            torch.save(module.model.state_dict(), run_dir / MODEL_FILE)
         degenerate = scores.pop("degenerate")
         record.update(scores)
         record["status"] = "failed" if degenerate else "ok"

@@ -5,6 +5,7 @@ training module calls the hooks of all strategies in the order the method lists 
 (the order of the keys under `method.strategies`), at these points:
 
     setup                 once, after the pre-trained model is loaded (ReInit, Mixout, ...)
+    training_steps        may change the run's length in optimizer steps (GradualUnfreezing)
     param_groups          when the optimizer is built; each strategy may re-split the groups
     build_optimizer       the last strategy returning an optimizer wins; default AdamW
     loss                  extra loss terms added to the task loss
@@ -31,6 +32,10 @@ class Strategy:
 
     def setup(self, module) -> None:
         """Change the model once after loading; `module.model` is the HF classifier."""
+
+    def training_steps(self, module, steps_per_epoch: int, steps: int) -> int:
+        """Return the run's length in optimizer steps, given the length so far."""
+        return steps
 
     def param_groups(self, module, groups: list[dict]) -> list[dict]:
         """Return the optimizer's parameter groups (each a dict with `params`, `names`, ...)."""

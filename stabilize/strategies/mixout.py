@@ -1,0 +1,50 @@
+"""Mixout (Lee et al. 2020; study A, section 5): mix each Linear weight toward its pre-trained value.
+
+With M ~ Bernoulli(1 - p), one draw per input unit (a weight column), fresh at every forward:
+W~ = ((1 - M) W0 + M W - p W0) / (1 - p) = W0 + M (W - W0) / (1 - p), so E[W~] = W and the
+gradient flows through M W only. Evaluation uses W. Dropout is set to 0 while Mixout is on.
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stabilize.strategies.base import Strategy
+
+
+class MixLinear(nn.Linear):
+    """A Linear layer whose weight is mixed with `target` (kept once, as a buffer) in training."""
+
+    def __init__(self, linear: nn.Linear, p: float):
+        super().__init__(linear.in_features, linear.out_features, linear.bias is not None,
+                         device=linear.weight.device, dtype=linear.weight.dtype)
+        self.load_state_dict(linear.state_dict())
+        self.register_buffer("target", linear.weight.detach().clone(), persistent=False)
+        self.p = p
+
+    def mixed_weight(self) -> torch.Tensor:
+        if not self.training:
+            return self.weight
+        keep = torch.empty(1, self.in_features, device=self.weight.device, dtype=self.weight.dtype)
+        keep.bernoulli_(1 - self.p)
+        return self.target + keep * (self.weight - self.target) / (1 - self.p)
+
+    def forward(self, x):
+        return F.linear(x, self.mixed_weight(), self.bias)
+
+
+class Mixout(Strategy):
+    """Replace every nn.Linear of the model by a MixLinear with probability `p`; dropout off."""
+
+    def __init__(self, p: float = 0.1):
+        if not 0 <= p < 1:
+            raise ValueError(f"p must be in [0, 1), got {p!r}")
+        self.p = p
+
+    def setup(self, module):
+        model = module.model
+        for parent in list(model.modules()):
+            for name, child in list(parent.named_children()):
+                if type(child) is nn.Linear:
+                    setattr(parent, name, MixLinear(child, self.p))
+                elif isinstance(child, nn.Dropout):
+                    child.p = 0.0
