@@ -12,6 +12,7 @@ from stabilize.errors import ConfigError
 from stabilize.module import FineTuner
 from stabilize.strategies import (ComponentWiseClipping, GradualUnfreezing, Intermediate, LayerwiseLRDecay,
                                   MixLinear, Mixout, PriorWeightDecay, ReInit, build_method)
+from stabilize.strategies.base import method_name
 from stabilize.strategies.component_clip import clip_per_tensor
 from stabilize.tasks import TASKS
 from stabilize.train import train
@@ -294,7 +295,9 @@ def test_strategy_order_and_composition(cfg_factory):
     assert [s.key for s in build_method(cfg.method)] == ["reinit", "llrd"]
     cfg = cfg_factory("method=reinit_longer")
     assert cfg.optim.max_steps == 4  # TINY's override wins over the method's 800
-    assert [s.key for s in build_method(cfg.method)] == ["reinit"] and cfg.method.name == "reinit+longer"
+    assert [s.key for s in build_method(cfg.method)] == ["reinit"] and method_name(cfg.method) == "reinit+longer"
+    cfg = cfg_factory("method=[cwgnc_baseline,gradual_unfreeze]")
+    assert method_name(cfg.method) == "cwgnc_baseline+gradual_unfreeze" and cfg.optim.batch_size == 16
 
 
 def test_weight_change_file(cfg_factory, tmp_path):

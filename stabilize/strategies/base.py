@@ -113,9 +113,8 @@ def build_method(method_cfg: DictConfig) -> list[Strategy]:
 
 
 def method_name(method_cfg: DictConfig) -> str:
-    """`method.name` if set, else the keys of the active strategies joined by '+'."""
+    """`method.name` if set, else the selected method files and any other active strategy, joined by '+'."""
     if method_cfg.get("name"):
         return str(method_cfg.name)
-    keys = [k for k, v in (method_cfg.get("strategies") or {}).items() if v is not None]
-    return "+".join(keys) or "standard"
-
+    active = [k for k, v in (method_cfg.get("strategies") or {}).items() if v is not None]
+    return "+".join(dict.fromkeys([*(method_cfg.get("parts") or {}), *active])) or "standard"
