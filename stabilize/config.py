@@ -2,10 +2,12 @@
 
 Every problem is reported at once, each naming its key, before any data or model is loaded.
 """
+import hashlib
 import importlib
 
 from omegaconf import DictConfig, OmegaConf
 
+from stabilize import sweep
 from stabilize.errors import ConfigError
 from stabilize.tasks import TASKS
 
@@ -16,11 +18,16 @@ def package_model(package: str) -> str:
 
 
 def run_dirname(override_dirname: str) -> str:
-    """Run folder named from its overrides, `default` when there are none."""
-    return override_dirname.replace("/", "_") or "default"
+    """Run folder named from its overrides, `default` when there are none; a name too long
+    for the file system keeps its first 150 characters and a hash of the whole."""
+    name = override_dirname.replace("/", "_") or "default"
+    if len(name.encode()) > 200:
+        name = f"{name[:150]}...{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+    return name
 
 
-for _name, _fn in {"stabilize.package_model": package_model, "stabilize.dirname": run_dirname}.items():
+for _name, _fn in {"stabilize.package_model": package_model, "stabilize.dirname": run_dirname,
+                   "stabilize.threads": sweep.default_threads}.items():
     if not OmegaConf.has_resolver(_name):
         OmegaConf.register_new_resolver(_name, _fn)
 

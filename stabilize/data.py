@@ -143,10 +143,27 @@ def encode(tokenizer, text_a, text_b, max_length: int) -> Encoded:
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
-    """What makes two tokenizers produce the same ids: class, vocabulary and special tokens."""
+    """What makes two tokenizers produce the same ids: class, vocabulary and special tokens.
+
+    A fast tokenizer keeps the truncation and padding settings of its last call in its
+    backend; they are left out, else the key would change after the first file is tokenized
+    and the next run of a multirun would miss the cache.
+    """
     h = hashlib.sha256(type(tokenizer).__name__.encode())
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    h.update(backend.to_str().encode() if backend is not None else repr(sorted(tokenizer.get_vocab().items())).encode())
+    if backend is not None:
+        truncation, padding = backend.truncation, backend.padding
+        backend.no_truncation()
+        backend.no_padding()
+        try:
+            h.update(backend.to_str().encode())
+        finally:  # put back what the tokenizer's next call expects to find
+            if truncation is not None:
+                backend.enable_truncation(**truncation)
+            if padding is not None:
+                backend.enable_padding(**padding)
+    else:
+        h.update(repr(sorted(tokenizer.get_vocab().items())).encode())
     return h.hexdigest()[:16]
 
 

@@ -150,10 +150,11 @@ class FineTuner(pl.LightningModule):
         """Test scores of the last and the best validation state; loads the best state."""
         last_preds, labels = self.predict_split("test")
         test_last = metrics.score(self.spec.metric, last_preds, labels)
-        if self.best is not None:
+        preds, test = last_preds, test_last
+        if self.best is not None and self.best["step"] != self.global_step:
             self.model.load_state_dict(self.best["state"])
-        preds, _ = self.predict_split("test")
-        test = metrics.score(self.spec.metric, preds, labels)
+            preds, _ = self.predict_split("test")
+            test = metrics.score(self.spec.metric, preds, labels)
         if self.spec.is_regression:
             majority = None
         else:

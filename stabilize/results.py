@@ -46,6 +46,24 @@ def finished_run(run_dir: Path, config: dict) -> dict | None:
         earlier = read(path)
     except (OSError, ValueError):
         return None
-    if earlier.get("status") in FINISHED and earlier.get("config") == config:
+    if earlier.get("status") in FINISHED and _identity(earlier.get("config")) == _identity(config):
         return earlier
     return None
+
+
+# Keys that change how a run is executed, not what it computes (also left out of run folder
+# names in conf/train.yaml): a sweep relaunched with another n_jobs still skips finished runs.
+RUNTIME_KEYS = (("threads",), ("trainer", "enable_progress_bar"), ("data", "cache_dir"))
+
+
+def _identity(config):
+    if not isinstance(config, dict):
+        return config
+    config = json.loads(json.dumps(config))
+    for key in RUNTIME_KEYS:
+        node = config
+        for part in key[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(key[-1], None)
+    return config

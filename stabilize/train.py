@@ -23,7 +23,6 @@ from omegaconf import DictConfig, OmegaConf
 from stabilize import config as _config  # registers the resolvers used by conf/
 from stabilize import analysis, models, results
 from stabilize.data import GlueDataModule
-from stabilize.errors import ConfigError
 from stabilize.module import Diverged, FineTuner
 from stabilize.strategies.base import build_method, method_name
 from stabilize.strategies.intermediate import MODEL_FILE
@@ -79,8 +78,9 @@ def train(cfg: DictConfig) -> dict:
         # -------------------------------------------------------- fit
         start_weights = analysis.snapshot(model) if cfg.analysis.weight_change else None
         loggers = [instantiate(node) for node in (cfg.get("logger") or {}).values() if node is not None]
+        callbacks = [instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node is not None]
         trainer = pl.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True), max_steps=total_steps,
-                             max_epochs=-1, logger=loggers or False, enable_checkpointing=False,
+                             max_epochs=-1, logger=loggers or False, callbacks=callbacks, enable_checkpointing=False,
                              num_sanity_val_steps=0, default_root_dir=str(run_dir))
         trainer.fit(module, datamodule=datamodule)
 
@@ -105,6 +105,9 @@ def train(cfg: DictConfig) -> dict:
         record["error"] = f"{type(e).__name__}: {e}"
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "error.txt").write_text(traceback.format_exc())
+    except BaseException as e:  # Ctrl-C or SIGTERM: recorded, then the sweep stops
+        record["error"] = f"interrupted: {type(e).__name__}"
+        raise
     finally:
         if module is not None and module._trainer is not None:
             record["steps"] = module.global_step
@@ -129,14 +132,10 @@ def _print_summary(r: dict, run_dir: Path) -> None:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
-    hc = HydraConfig.get()
-    choice = hc.runtime.choices.get("method", "")
-    if choice.startswith("["):  # method=[reinit,longer]: several files merged
-        cfg.method.name = "+".join(x.strip() for x in choice.strip("[]").split(","))
     record = train(cfg)
-    if record["status"] == "error" and hc.mode.name == "RUN":
+    if record["status"] == "error" and HydraConfig.get().mode.name == "RUN":
         sys.exit(1)
-    return record["test"]
+    return record["val"]  # what a sweeper (Optuna) maximizes: never the test score
 
 
 def main() -> None:

@@ -1,0 +1,30 @@
+"""Shared test helpers: compose the real `conf/` with overrides, run on the tiny model."""
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import open_dict
+
+from stabilize.train import CONF_DIR
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_GLUE = ROOT.parent / "shared" / "data" / "glue"
+
+# Few steps, few evaluations, a small subset: a whole run of the tiny model takes ~2 s.
+TINY = ["model=tiny", "logger=none", "trainer.enable_progress_bar=false", "data.train_size=32",
+        "optim.max_steps=4", "eval.times=2", "threads=1"]
+
+
+def make_cfg(tmp_path: Path, *overrides: str, tiny: bool = True):
+    """A composed `train.yaml` whose run folder is `tmp_path/run` and token cache `tmp_path/cache`."""
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[*(TINY if tiny else []), *overrides])
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "run")
+        cfg.data.cache_dir = str(tmp_path / "cache")
+    return cfg
+
+
+@pytest.fixture
+def cfg_factory(tmp_path):
+    return lambda *overrides, **kw: make_cfg(tmp_path, *overrides, **kw)

@@ -1,0 +1,99 @@
+"""User-side strategies that misbehave on purpose, and hand-written `results.json` fixtures.
+
+Strategies here are named from configs as `tests.helpers.<Name>` (the repository root must
+be on sys.path: tests prepend it, subprocesses get it through PYTHONPATH).
+"""
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from stabilize.strategies import Strategy
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class RaiseInSetup(Strategy):
+    """Raises while the model is being set up: the run must end with status error."""
+
+    def setup(self, module):
+        raise RuntimeError("boom in setup")
+
+
+class NanLoss(Strategy):
+    """Makes the training loss NaN: the run must end as failed, reason 'diverged: ...'."""
+
+    def loss(self, module, batch, outputs):
+        return float("nan")
+
+
+class Barrier(Strategy):
+    """Waits in `setup` until `parties` runs have reached it: proves they run at the same time."""
+
+    def __init__(self, dir: str | None = None, parties: int = 2, timeout: float = 120.0):
+        self.dir = Path(dir or os.environ["STABILIZE_TEST_BARRIER"])
+        self.parties, self.timeout = parties, timeout
+
+    def setup(self, module):
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / str(os.getpid())).touch()
+        deadline = time.monotonic() + self.timeout
+        while len(list(self.dir.iterdir())) < self.parties:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {len(list(self.dir.iterdir()))} of {self.parties} runs reached the barrier")
+            time.sleep(0.05)
+
+    def results(self, module):
+        return {"pid": os.getpid(), "torch_threads": __import__("torch").get_num_threads()}
+
+
+def run_cli(monkeypatch, *args: str) -> int:
+    """`stabilize-train ARGS` through its @hydra.main entry point, in this process (torch is
+    imported already, so no interpreter start-up); returns the exit status."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from stabilize.train import _hydra_main
+
+    monkeypatch.setattr(sys, "argv", ["stabilize-train", *args])
+    monkeypatch.syspath_prepend(str(ROOT))  # for `_target_: tests.helpers.X`
+    GlobalHydra.instance().clear()
+    try:
+        _hydra_main()
+        return 0
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 1
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def tiny_sweep(monkeypatch, tmp_path: Path, *overrides: str) -> list[str]:
+    """Arguments of a multirun of tiny runs (tests/conftest.py's TINY) into `tmp_path/sweep`.
+
+    The token cache goes through $STABILIZE_CACHE, not an override, to keep run folder names
+    (made of the overrides) short."""
+    from tests.conftest import TINY
+    monkeypatch.setenv("STABILIZE_CACHE", str(tmp_path / "cache"))
+    return ["-m", *TINY, f"hydra.sweep.dir={tmp_path / 'sweep'}", *overrides]
+
+
+def write_run(root: Path, name: str, *, task="rte", method="standard", seed=0, train_size=100, status="ok",
+              val=None, test=None, threshold=0.53, majority=0.5, reason=None, error=None, metric="accuracy",
+              weight_change=None, extra_config=None, **more) -> Path:
+    """A hand-written results.json in `root/name/`, with the keys train() writes."""
+    run = Path(root) / name
+    run.mkdir(parents=True, exist_ok=True)
+    config = {"seed": seed, "task": {"name": task, "fail_threshold": threshold}, "data": {"train_size": train_size},
+              "method": {"name": method, "strategies": {}}, **(extra_config or {})}
+    record = {"status": status, "error": error, "task": task, "model": "tiny", "method": method, "seed": seed,
+              "train_size": train_size, "metric": metric, "val": val, "test": test, "test_last": test,
+              "majority": majority, "history": [], "steps": 10, "epochs": 1.0, "seconds": 1.0,
+              "config": config, "versions": {}, **more}
+    if reason is not None:
+        record["reason"] = reason
+    if status != "error" and test is not None and threshold is not None and "failed_b" not in more:
+        record["failed_b"] = test <= threshold
+    (run / "results.json").write_text(json.dumps(record))
+    if weight_change is not None:
+        (run / "weight_change.json").write_text(json.dumps(weight_change))
+    return run

@@ -1,0 +1,60 @@
+"""Launchers and sweepers: joblib runs in parallel with split threads, submitit's local
+executor, the Optuna sweeper example; threads per run from the launcher."""
+import pytest
+from omegaconf import OmegaConf
+
+from stabilize import results
+from stabilize.report import load_runs
+from stabilize.sweep import available_cores, default_threads
+from tests.helpers import run_cli, tiny_sweep
+
+
+def _without_threads(args):
+    return [a for a in args if not a.startswith("threads=")]  # let the launcher pick
+
+
+def test_joblib_runs_two_jobs_in_parallel(monkeypatch, capsys, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    sweep = tmp_path / "sweep"
+    monkeypatch.setenv("STABILIZE_TEST_BARRIER", str(tmp_path / "barrier"))
+    args = _without_threads(tiny_sweep(monkeypatch, tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                                       "seed=0,1", "+method.strategies.barrier._target_=tests.helpers.Barrier"))
+    assert run_cli(monkeypatch, *args) == 0
+    assert "this launch:  2 runs" in capsys.readouterr().out
+    df = load_runs(sweep)
+    assert sorted(df["seed"]) == [0, 1] and set(df["status"]) <= {"ok", "failed"}
+    # Both runs waited for each other in Barrier.setup: they ran at the same time, in two processes.
+    records = [results.read(p) for p in df["path"]]
+    assert len({r["pid"] for r in records}) == 2
+    expected = max(1, available_cores() // 2)
+    assert [r["config"]["threads"] for r in records] == [expected, expected]
+    assert [r["torch_threads"] for r in records] == [expected, expected]
+
+
+@pytest.mark.slow  # a fresh interpreter per job, polled by submitit: ~30 s on 2 busy cores
+def test_submitit_local_launcher(monkeypatch, capsys, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    sweep = tmp_path / "sweep"
+    args = _without_threads(tiny_sweep(monkeypatch, tmp_path, "hydra/launcher=submitit_local",
+                                       "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=5"))
+    assert run_cli(monkeypatch, *args) == 0
+    df = load_runs(sweep)
+    assert len(df) == 1 and df["status"].iloc[0] in ("ok", "failed")
+    assert results.read(df["path"].iloc[0])["config"]["threads"] == 1  # cpus_per_task
+
+
+def test_optuna_sweeper_example(monkeypatch, capsys, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    sweep = tmp_path / "sweep"
+    args = tiny_sweep(monkeypatch, tmp_path, "+hpo=mixout_p", "hydra.sweeper.n_trials=2")
+    assert run_cli(monkeypatch, *args) == 0
+    df = load_runs(sweep)
+    assert len(df) == 2 and set(df["method"]) == {"mixout"}
+    best = OmegaConf.load(sweep / "optimization_results.yaml")
+    # the sweeper maximized the validation score that stabilize-train returns, not the test score
+    assert best.best_value == pytest.approx(df["val"].max())
+    assert 0.05 <= best.best_params["method.strategies.mixout.p"] <= 0.9
+
+
+def test_default_threads_outside_hydra_is_none():
+    assert default_threads() is None or isinstance(default_threads(), int)

@@ -1,0 +1,60 @@
+"""A tiny Hydra multirun through the real command line, and its relaunch (resume)."""
+import itertools
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+SEEDS, METHODS, SIZES = (0, 1), ("standard", "bertadam"), (32, 64)
+
+
+def _sweep(tmp_path):
+    cmd = [sys.executable, "-m", "stabilize.train", "-m", "model=tiny", "logger=none",
+           f"seed={','.join(map(str, SEEDS))}", f"method={','.join(METHODS)}",
+           f"data.train_size={','.join(map(str, SIZES))}", "optim.max_steps=3", "eval.times=1", "threads=1",
+           "trainer.enable_progress_bar=false", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+           f"data.cache_dir={tmp_path / 'cache'}"]
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("multirun")
+    first = _sweep(tmp)
+    files = sorted((tmp / "sweep").rglob("results.json"))
+    mtimes = {p: p.stat().st_mtime_ns for p in files}
+    texts = {p: p.read_text() for p in files}
+    second = _sweep(tmp)
+    return {"tmp": tmp, "first": first, "second": second, "files": files, "mtimes": mtimes, "texts": texts}
+
+
+def test_every_combination_runs_once(sweep):
+    files = sweep["files"]
+    assert len(files) == len(SEEDS) * len(METHODS) * len(SIZES) == 8
+    records = [json.loads(p.read_text()) for p in files]
+    combos = {(r["seed"], r["method"], r["train_size"]) for r in records}
+    assert combos == set(itertools.product(SEEDS, METHODS, SIZES))
+    for path, r in zip(files, records):
+        assert r["status"] in ("ok", "failed"), r["error"]
+        assert r["steps"] == 3 and len(r["history"]) == 1 and r["model"] == "tiny"
+        # each run folder is named from its own overrides
+        assert f"seed={r['seed']}" in path.parent.name and f"method={r['method']}" in path.parent.name
+        assert f"data.train_size={r['train_size']}" in path.parent.name
+    assert sweep["first"].count("[stabilize] skip") == 0
+
+
+def test_relaunch_runs_nothing_new(sweep):
+    assert sweep["second"].count("[stabilize] skip") == 8
+    files = sorted((sweep["tmp"] / "sweep").rglob("results.json"))
+    assert files == sweep["files"]
+    for p in files:
+        assert p.stat().st_mtime_ns == sweep["mtimes"][p], p
+        assert p.read_text() == sweep["texts"][p]

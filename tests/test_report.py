@@ -1,0 +1,151 @@
+"""`stabilize-report` on hand-written results.json files: every number checked by hand."""
+import itertools
+import math
+import statistics
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from stabilize import report
+from tests.helpers import write_run
+
+# rte, train_size 100. Test scores by hand; threshold 0.53 (study B), majority 0.5.
+STANDARD = [0.60, 0.66, 0.70, 0.52, 0.48]         # 0.52: ok but failed (B); 0.48: failed
+STANDARD_STATUS = ["ok", "ok", "ok", "ok", "failed"]
+REINIT = [0.70, 0.72, 0.75]                        # + one diverged run + one errored run
+VALS = {"standard": [0.61, 0.64, 0.70, 0.55, 0.50], "reinit": [0.69, 0.73, 0.74]}
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    root = tmp_path / "sweep"
+    wc = {"layers": ["embeddings", "layer.0", "layer.1", "pooler", "head"], "l2": [0.1, 0.2, 0.4, 0.8, 1.6]}
+    for seed, (t, s, v) in enumerate(zip(STANDARD, STANDARD_STATUS, VALS["standard"])):
+        write_run(root, f"method=standard,seed={seed}", seed=seed, test=t, val=v, status=s, weight_change=wc)
+    for seed, (t, v) in enumerate(zip(REINIT, VALS["reinit"])):
+        write_run(root, f"method=reinit,seed={seed}", method="reinit", seed=seed, test=t, val=v,
+                  weight_change={**wc, "l2": [x * 2 for x in wc["l2"]]})
+    write_run(root, "method=reinit,seed=3", method="reinit", seed=3, status="failed",
+              reason="diverged: training loss is not finite by step 4")
+    write_run(root, "method=reinit,seed=4", method="reinit", seed=4, status="error", error="RuntimeError: boom")
+    # Another size, and STS-B (no study-B threshold), nested one level deeper.
+    write_run(root / "more", "size1000,seed=0", train_size=1000, test=0.7, val=0.7)
+    write_run(root / "more", "size1000,seed=1", train_size=1000, test=0.8, val=0.8)
+    write_run(root / "more", "stsb", task="stsb", metric="spearman", threshold=None, majority=None, test=0.8, val=0.8)
+    # Broken files: listed as unreadable, not a crash.
+    (root / "broken").mkdir()
+    (root / "broken" / "results.json").write_text('{"status": "ok", "te')
+    (root / "notours").mkdir()
+    (root / "notours" / "results.json").write_text("[1, 2, 3]")
+    return root
+
+
+def test_load_runs(sweep):
+    df = report.load_runs(sweep)
+    assert len(df) == 13
+    assert sorted(p.split("/")[-2] for p, _ in df.attrs["unreadable"]) == ["broken", "notours"]
+    rte = df[(df.task == "rte") & (df["size"] == "100")]
+    assert sorted(rte["label"].unique()) == ["reinit", "standard"]  # only seeds differ: plain names
+    assert rte["diverged"].sum() == 1
+    # a diverged run has no score but counts as failed under study B's criterion
+    assert rte[rte.diverged]["failed_b"].tolist() == [True]
+    assert df[df.task == "stsb"]["failed_b"].isna().all()
+
+
+def test_summary_matches_hand_computation(sweep):
+    df = report.load_runs(sweep)
+    rte = df[(df.task == "rte") & (df["size"] == "100")]
+    table = report.summary_table(rte).set_index("method")
+    assert list(table.index) == ["standard", "reinit"]
+
+    s = table.loc["standard"]
+    assert s["n"] == 5 and s["n_scored"] == 5
+    assert s["mean"] == pytest.approx(sum(STANDARD) / 5)
+    assert s["std"] == pytest.approx(statistics.stdev(STANDARD))
+    assert (s["min"], s["median"], s["max"]) == pytest.approx((0.48, 0.60, 0.70))
+    assert s["failed"] == pytest.approx(1 / 5)    # status failed
+    assert s["failed_b"] == pytest.approx(2 / 5)  # 0.52 and 0.48 <= 0.53
+    assert s["errored"] == 0 and math.isnan(s["p_vs_standard"])
+
+    r = table.loc["reinit"]
+    assert r["n"] == 5 and r["n_scored"] == 3 and r["errored"] == 1 and r["diverged"] == 1
+    assert r["mean"] == pytest.approx(sum(REINIT) / 3)
+    assert r["failed"] == pytest.approx(1 / 4)    # the diverged run among 4 finished ones
+    assert r["failed_b"] == pytest.approx(1 / 4)
+    # Welch's t by hand
+    ma, mb = np.mean(REINIT), np.mean(STANDARD)
+    va, vb = np.var(REINIT, ddof=1) / 3, np.var(STANDARD, ddof=1) / 5
+    t = (ma - mb) / math.sqrt(va + vb)
+    dof = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 4)
+    assert r["welch_t"] == pytest.approx(t)
+    assert r["p_vs_standard"] == pytest.approx(2 * stats.t.sf(abs(t), dof))
+    # bootstrap CI of the mean: around the mean, reproducible
+    assert s["ci_low"] < s["mean"] < s["ci_high"] and r["ci_low"] < r["mean"] < r["ci_high"]
+    assert report.bootstrap_ci(STANDARD) == report.bootstrap_ci(STANDARD)
+    # best per column
+    assert set(r["best_in"].split(",")) == {"mean", "std", "min", "median", "max", "failed_b"}
+    assert set(s["best_in"].split(",")) == {"failed"}
+
+
+def test_expected_max_closed_form():
+    v = [0.5, 0.7, 0.6]
+    em = report.expected_max(v)
+    assert em[0] == pytest.approx(0.6)                           # n=1: the mean
+    assert em[1] == pytest.approx(0.5 / 9 + 0.6 * 3 / 9 + 0.7 * 5 / 9)
+    brute = np.mean([max(c) for c in itertools.product(v, repeat=3)])  # all 27 draws of 3
+    assert em[2] == pytest.approx(brute)
+    assert np.all(np.diff(report.expected_max(STANDARD, 10)) >= 0)
+    assert report.expected_max(STANDARD, 200)[-1] == pytest.approx(max(STANDARD))
+
+
+def test_cli_writes_tables_and_plots(sweep, tmp_path, capsys):
+    out = tmp_path / "out"
+    report.main([str(sweep), "--out", str(out)])
+    msg = capsys.readouterr()
+    assert "13 runs" in msg.out and "2 unreadable" in msg.out and "broken" in msg.err
+    names = {p.name for p in out.iterdir()}
+    for stem in ("rte_100", "rte_1000", "stsb_100"):
+        assert {f"table_{stem}.md", f"table_{stem}.csv", f"scores_{stem}.png", f"expected_max_{stem}.png",
+                f"expected_max_{stem}.csv"} <= names
+    assert "weight_change_rte_100.png" in names and "weight_change_rte_1000.png" not in names
+    csv = pd.read_csv(out / "table_rte_100.csv").set_index("method")
+    assert csv.loc["standard", "mean"] == pytest.approx(np.mean(STANDARD))
+    md = (out / "table_rte_100.md").read_text()
+    assert "Welch" in md and "unpaired" in md
+    assert "**20% (1/5)**" in md and "| **72.33** |" in md   # best failed share, best mean
+    em = pd.read_csv(out / "expected_max_rte_100.csv", index_col="n")
+    assert em.loc[1, "standard"] == pytest.approx(np.mean(VALS["standard"]))
+    assert math.isnan(em.loc[5, "reinit"])  # reinit has 3 validation scores
+    assert (out / "report.md").read_text().count("![scores]") == 3
+    assert len(pd.read_csv(out / "runs.csv")) == 13
+
+
+def test_no_runs_exits_2(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit) as e:
+        report.main([str(tmp_path / "empty")])
+    assert e.value.code == 2 and "no readable results.json" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        report.main([str(tmp_path / "missing")])
+    assert e.value.code == 2
+
+
+def test_only_unreadable_runs_exit_2(tmp_path, capsys):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "results.json").write_text("{")
+    with pytest.raises(SystemExit) as e:
+        report.main([str(tmp_path)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "unreadable" in err
+
+
+def test_variants_of_a_method_are_told_apart(tmp_path):
+    for seed, lr in itertools.product((0, 1), (1e-5, 2e-5)):
+        write_run(tmp_path, f"lr={lr},seed={seed}", seed=seed, test=0.6 + seed / 10, val=0.6,
+                  extra_config={"optim": {"lr": lr}})
+    df = report.load_runs(tmp_path)
+    assert sorted(df["label"].unique()) == ["standard [optim.lr=1e-05]", "standard [optim.lr=2e-05]"]
+    table = report.summary_table(df)
+    assert table["n"].tolist() == [2, 2]
