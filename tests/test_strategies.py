@@ -250,6 +250,8 @@ def test_gradual_unfreezing_trains_only_unfrozen_blocks_and_reaches_all():
         if epoch >= 3:
             expected |= {"embeddings"}
         assert changed == expected, (epoch, changed)
+        with_state = {layers.layer_of(model, n) for n, p in model.named_parameters() if optimizer.state.get(p)}
+        assert with_state == seen_trained | changed  # a frozen block has no optimizer state yet
         seen_trained |= changed
     assert seen_trained == set(layers.ordered_layers(model))
 
