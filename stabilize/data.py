@@ -304,5 +304,7 @@ class GlueDataModule(pl.LightningDataModule):
         split = self.splits[name]
         order = torch.argsort(split.lengths, descending=True, stable=True).tolist()
         batches = [order[i:i + self.eval_batch_size] for i in range(0, len(order), self.eval_batch_size)]
-        return torch.utils.data.DataLoader(split, batch_sampler=batches,
+        # its own generator: evaluating must not draw from the global RNG, or the number of
+        # evaluations would change the training randomness of a seed
+        return torch.utils.data.DataLoader(split, batch_sampler=batches, generator=torch.Generator(),
                                            collate_fn=Collate(self.tokenizer.pad_token_id))

@@ -75,7 +75,7 @@ class FineTuner(pl.LightningModule):
             if extra is not None:
                 loss = loss + extra
         self._nonfinite = self._nonfinite.to(loss.device) | ~torch.isfinite(loss.detach())
-        self.log("train/loss", loss.detach(), on_step=True, prog_bar=True)
+        self.log("train/loss", loss.detach(), on_step=True)  # not on the bar: no host sync per step
         return loss
 
     def on_train_epoch_start(self):

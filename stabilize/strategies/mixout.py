@@ -15,9 +15,9 @@ class MixLinear(nn.Linear):
     """A Linear layer whose weight is mixed with `target` (kept once, as a buffer) in training."""
 
     def __init__(self, linear: nn.Linear, p: float):
-        super().__init__(linear.in_features, linear.out_features, linear.bias is not None,
-                         device=linear.weight.device, dtype=linear.weight.dtype)
-        self.load_state_dict(linear.state_dict())
+        nn.Module.__init__(self)  # not nn.Linear's: its random init would draw from the global RNG
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.weight, self.bias = linear.weight, linear.bias
         self.register_buffer("target", linear.weight.detach().clone(), persistent=False)
         self.p = p
 
@@ -26,7 +26,7 @@ class MixLinear(nn.Linear):
             return self.weight
         keep = torch.empty(1, self.in_features, device=self.weight.device, dtype=self.weight.dtype)
         keep.bernoulli_(1 - self.p)
-        return self.target + keep * (self.weight - self.target) / (1 - self.p)
+        return torch.addcmul(self.target, self.weight - self.target, keep, value=1 / (1 - self.p))
 
     def forward(self, x):
         return F.linear(x, self.mixed_weight(), self.bias)

@@ -33,5 +33,4 @@ class PriorWeightDecay(Strategy):
             if priors[0].device != params[0].device:
                 priors = [t.to(params[0].device) for t in priors]
                 self.prior.update(zip(params, priors))
-            diff = torch._foreach_sub(params, priors)
-            torch._foreach_add_(params, diff, alpha=-group["lr"] * self.strength)
+            torch._foreach_lerp_(params, priors, group["lr"] * self.strength)  # p += w (p0 - p)

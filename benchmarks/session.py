@@ -1,0 +1,125 @@
+"""Per-step sessions: participants taking turns step by step, each in its own process.
+
+Each participant (the bare loop, or `stabilize.train.train(cfg)` for one variant) runs in a
+process forked from a multiprocessing fork server that has imported torch, Lightning,
+transformers and stabilize once, so starting one costs little and none re-imports. The parent
+hands out turns over pipes: a participant runs from the moment it gets the turn to its next
+step start (its `gate`), then reports and waits. Every timed interval thus has the machine to
+itself as far as this benchmark goes, and load from other processes falls on all participants
+alike. Setup phases take turns too.
+
+Processes rather than threads: a thread that runs torch ops gets its own OpenMP team, and with
+several teams in one process the OpenMP runtime stops spinning at barriers; every parallel
+region then waits for a sleeping thread to be scheduled, which makes steps several times
+slower on a loaded machine (measured: 0.4 s -> 2..8 s) and hides framework overhead.
+"""
+import multiprocessing as mp
+import os
+import time
+
+PRELOAD = ["torch", "pytorch_lightning", "transformers", "hydra", "stabilize.train", "benchmarks.bare",
+           "benchmarks.session"]
+_CONTEXT = None
+
+
+def _context():
+    global _CONTEXT
+    if _CONTEXT is None:
+        _CONTEXT = mp.get_context("forkserver")
+        _CONTEXT.set_forkserver_preload(PRELOAD)
+    return _CONTEXT
+
+
+class PipeClock:
+    """The participant's step timer; `gate(batch)` ends one step and waits for the next turn."""
+
+    def __init__(self, conn, sync=None):
+        self.conn, self.sync = conn, sync
+        self.intervals: list[float] = []
+        self.digests: list[str | None] = []
+        self._t = None
+
+    def gate(self, batch) -> None:
+        from benchmarks.common import digest
+
+        if self.sync is not None:
+            self.sync()
+        now = time.perf_counter()
+        if self._t is not None:
+            self.intervals.append(now - self._t)
+        self.digests.append(digest(batch))
+        self.conn.send(("ready",))
+        self.conn.recv()
+        self._t = time.perf_counter()
+
+
+def _step_only_finetuner():
+    from stabilize.module import FineTuner
+
+    class StepOnlyFineTuner(FineTuner):
+        """Evaluation stubbed out (labels returned as predictions): per-step items time training only."""
+
+        def predict_split(self, split):
+            labels = self.trainer.datamodule.splits[split].labels
+            return labels.clone(), labels.clone()
+
+    return StepOnlyFineTuner
+
+
+def participant(conn, spec: dict) -> None:
+    """Child process body. spec: kind ('bare' | 'stabilize'), cfg or settings, gate_key, log, cache."""
+    log = open(spec["log"], "a", buffering=1)
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+    import torch
+
+    from benchmarks import common as C
+    from benchmarks.run import silence_libraries
+
+    silence_libraries()
+    clock = PipeClock(conn, torch.cuda.synchronize if spec.get("cuda") else None)
+    error = None
+    conn.recv()  # the first turn: set up while no one else runs
+    try:
+        if spec["kind"] == "bare":
+            from benchmarks import bare
+
+            bare.train(spec["settings"], gate=clock.gate, evaluate=False, sync_loss=False, cache_dir=spec["cache"])
+        else:
+            import stabilize.train
+
+            C._REGISTRY[spec["gate_key"]] = C.GateCallback(clock)
+            stabilize.train.FineTuner = _step_only_finetuner()
+            record = stabilize.train.train(spec["cfg"])
+            if record.get("status") == "error":
+                error = record.get("error")
+    except BaseException as e:  # reported to the parent
+        error = f"{type(e).__name__}: {e}"
+    conn.send(("done", {"intervals": clock.intervals, "digests": clock.digests, "error": error}))
+    conn.close()
+
+
+def run_session(specs: dict) -> dict:
+    """Run participants {name: spec} in turn, one step at a time; {name: {intervals, digests, error}}."""
+    ctx = _context()
+    procs, conns = {}, {}
+    for name, spec in specs.items():
+        parent, child = ctx.Pipe()
+        p = ctx.Process(target=participant, args=(child, spec), name=f"bench-{name}", daemon=True)
+        p.start()
+        child.close()
+        procs[name], conns[name] = p, parent
+    alive, results = list(specs), {}
+    while alive:
+        for name in list(alive):
+            try:
+                conns[name].send("go")
+                msg = conns[name].recv()
+            except (EOFError, OSError, BrokenPipeError):
+                msg = ("done", {"intervals": [], "digests": [], "error": f"participant process died (see {specs[name]['log']})"})
+            if msg[0] == "done":
+                results[name] = msg[1]
+                alive.remove(name)
+    for p in procs.values():
+        p.join(timeout=60)
+    return results
