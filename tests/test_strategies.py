@@ -1,11 +1,13 @@
 """Each strategy changes what its paper says, and only that: every test fails on a no-op."""
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
 from omegaconf import OmegaConf
-from transformers import RobertaConfig, RobertaForSequenceClassification
+from transformers import (AutoModelForSequenceClassification, BertConfig, RobertaConfig,
+                          RobertaForSequenceClassification)
 
 from stabilize import layers, models
 from stabilize.errors import ConfigError
@@ -15,22 +17,19 @@ from stabilize.strategies import (ComponentWiseClipping, GradualUnfreezing, Inte
 from stabilize.strategies.base import method_name
 from stabilize.strategies.component_clip import clip_per_tensor
 from stabilize.tasks import TASKS
-from stabilize.train import train
+from stabilize.train import CONF_DIR, train
 
 OPTIM = OmegaConf.create({"lr": 1e-3, "eps": 1e-8, "betas": [0.9, 0.999], "weight_decay": 0.0,
                           "warmup_ratio": 0.0, "clip_norm": 1.0})
 
 
 def tiny_model(num_labels=2, layers_=4, hidden=64):
-    cfg = OmegaConf.load("conf/model/tiny.yaml")
-    cfg.tokenizer = None
-    cfg.path = None
-    cfg.random_config.num_hidden_layers = layers_
-    cfg.random_config.hidden_size = hidden
+    """conf/model/tiny.yaml's random BERT with `layers_` blocks and a 100-token vocabulary."""
+    random_config = {**OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "model" / "tiny.yaml").random_config),
+                     "num_hidden_layers": layers_, "hidden_size": hidden}
     torch.manual_seed(0)
-    from transformers import AutoModelForSequenceClassification, BertConfig
-    config = BertConfig(vocab_size=100, num_labels=num_labels, **OmegaConf.to_container(cfg.random_config))
-    return AutoModelForSequenceClassification.from_config(config)
+    return AutoModelForSequenceClassification.from_config(
+        BertConfig(vocab_size=100, num_labels=num_labels, **random_config))
 
 
 def module_with(*strategies, model=None, optim=OPTIM):
