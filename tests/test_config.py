@@ -53,6 +53,8 @@ def test_config_groups_present():
 
 
 def _compose_option(tmp_path, group: str, option: str):
+    if group == "hpo":  # needs the optional Optuna sweeper plugin (the `hpo` extra)
+        pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     if group.startswith("hydra/"):
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
             return compose("train", overrides=[f"{group}={option}"], return_hydra_config=True)
