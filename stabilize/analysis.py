@@ -5,8 +5,6 @@ import torch
 
 from stabilize import layers
 
-WEIGHT_CHANGE = "weight_change.json"
-
 
 def snapshot(model) -> dict[str, torch.Tensor]:
     return {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters()}

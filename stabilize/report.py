@@ -32,15 +32,14 @@ from scipy import stats
 from stabilize import results
 from stabilize.tasks import TASKS
 
-WEIGHT_CHANGE = "weight_change.json"
 BASELINE = "standard"
 N_RESAMPLES = 9999
 RUN_COLUMNS = ["run_dir", "status", "task", "model", "method", "label", "seed", "train_size", "size", "metric",
                "val", "test", "test_last", "majority", "failed", "failed_b", "diverged", "threshold", "error",
                "reason", "steps", "epochs", "seconds", "has_weight_change", "path"]
 # Config keys that do not tell methods apart: seeds, paths, logging, and the table's own axes.
-_NOT_A_VARIANT = ("seed", "data.seed", "paths", "name", "threads", "logger", "callbacks", "trainer.enable_progress_bar",
-                  "data.cache_dir", "data.dir", "task", "data.train_size", "method.name", "save_model", "analysis")
+_NOT_A_VARIANT = (*(".".join(key) for key in results.RUNTIME_KEYS), "seed", "data.seed", "paths", "name", "logger",
+                  "callbacks", "data.dir", "task", "data.train_size", "method.name", "save_model", "analysis")
 
 
 # ------------------------------------------------------------------ loading
@@ -82,7 +81,7 @@ def load_runs(sweep_dir) -> pd.DataFrame:
             "failed_b": None if failed_b is None else bool(failed_b), "diverged": diverged,
             "threshold": threshold, "error": r.get("error"), "reason": r.get("reason"),
             "steps": r.get("steps"), "epochs": r.get("epochs"), "seconds": r.get("seconds"),
-            "has_weight_change": (path.parent / WEIGHT_CHANGE).is_file(), "path": str(path),
+            "has_weight_change": (path.parent / results.WEIGHT_CHANGE).is_file(), "path": str(path),
         })
         configs.append(config)
     df = pd.DataFrame(rows, columns=RUN_COLUMNS)
@@ -428,7 +427,7 @@ def load_weight_change(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for row in runs[runs["has_weight_change"]].itertuples():
         try:
-            wc = json.loads((Path(row.path).parent / WEIGHT_CHANGE).read_text())
+            wc = json.loads((Path(row.path).parent / results.WEIGHT_CHANGE).read_text())
             for pos, (layer, l2) in enumerate(zip(wc["layers"], wc["l2"])):
                 rows.append({"label": row.label, "run_dir": row.run_dir, "layer": layer, "position": pos,
                              "l2": float(l2)})

@@ -6,6 +6,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 RESULTS = "results.json"
+WEIGHT_CHANGE = "weight_change.json"  # per-layer weight change, next to results.json
 FINISHED = ("ok", "failed")
 
 

@@ -86,7 +86,7 @@ def train(cfg: DictConfig) -> dict:
 
         # -------------------------------------------------------- scores
         if start_weights is not None:
-            results.write_json_atomic(run_dir / analysis.WEIGHT_CHANGE, analysis.weight_change(model, start_weights))
+            results.write_json_atomic(run_dir / results.WEIGHT_CHANGE, analysis.weight_change(model, start_weights))
         scores = module.final_scores()
         if cfg.save_model:  # opt-in: the best state, for intermediate-task chains
             torch.save(module.model.state_dict(), run_dir / MODEL_FILE)
