@@ -1,6 +1,6 @@
 """stabilize vs a bare PyTorch loop: per-step overhead, whole runs, padding, strategies, sweeps, memory.
 
-    python -m benchmarks.run                       # all items -> benchmarks/RESULTS.md (about an hour on 2 quiet cores)
+    python -m benchmarks.run                       # all items -> benchmarks/results/<date>.md (1.5 h on 2 quiet cores)
     python -m benchmarks.run --quick               # same code paths, small sizes -> benchmarks/RESULTS-quick.md
     python -m benchmarks.run --only 1 4            # some items
     python -m benchmarks.run --only 3 --grouping-seeds 5   # + 5 MRPC seeds with and without grouping
@@ -48,6 +48,7 @@ FULL = {
     "padding": {"train_size": 1000, "batch_size": 32, "max_length": 128, "epochs": 20, "rounds": 5,
                 "step_batch_size": 32},
     "memory": {"short_steps": 3, "repeats": 1},
+    "turns": 2,  # item 2 in turns: seeds
     "threads": None,  # torch's choice (one per core)
 }
 QUICK = {
@@ -57,6 +58,7 @@ QUICK = {
     "padding": {"train_size": 1000, "batch_size": 32, "max_length": 128, "epochs": 5, "rounds": 1,
                 "step_batch_size": 4},
     "memory": {"short_steps": None, "repeats": 0},  # no extra short runs: item 6 reads item 2's runs
+    "turns": 1,
     "threads": 1,  # one torch thread everywhere: steady timings on a shared machine
 }
 
@@ -215,6 +217,39 @@ def item1(ctx, report, session):
     report.add("1. Per-step overhead: stabilize vs a bare PyTorch loop", lines)
 
 
+def clip_cost(ctx, reps: int) -> dict:
+    """Seconds of global clipping and of component-wise clipping on MiniLM's gradients of one
+    real RTE batch, alternating; what `method=component_clip` adds to a step is the difference."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from stabilize import models
+    from stabilize.data import GlueDataModule
+    from stabilize.strategies.component_clip import clip_per_tensor
+
+    sz = ctx.sizes["steps"]
+    with quiet(ctx):
+        model, tok = models.load(OmegaConf.create({"path": minilm_path(), "tokenizer": None, "random_config": None}), 2)
+        dm = GlueDataModule("rte", tok, train_size=sz["train_size"], batch_size=sz["batch_size"],
+                            max_length=sz["max_length"], cache_dir=str(ctx.cache))
+        dm.setup()
+    b = next(iter(dm.train_dataloader()))
+    out = model(input_ids=b["input_ids"], token_type_ids=b["token_type_ids"], attention_mask=b["attention_mask"])
+    torch.nn.functional.cross_entropy(out.logits, b["labels"]).backward()
+    params = [q for q in model.parameters() if q.grad is not None]
+    fns = {"global": lambda: torch.nn.utils.clip_grad_norm_(params, 1e9),  # huge max_norm: grads kept
+           "component": lambda: clip_per_tensor([q.grad for q in params], 1e9)}
+    secs = {k: [] for k in fns}
+    for r in range(reps + 1):  # the first round warms up
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            if r:
+                secs[k].append(time.perf_counter() - t0)
+    return {k: summary(v) for k, v in secs.items()} | {
+        "extra": summary([c - g for c, g in zip(secs["component"], secs["global"])])}
+
+
 def item4(ctx, report, session):
     p = session["participants"]
     rows = []
@@ -237,6 +272,19 @@ def item4(ctx, report, session):
         "from standard's and its per-step ratio mixes in the difference in padded widths.", "",
         *table(["variant", "overrides", "ratio to standard", "step time (s)", "target", "", "same batches"], rows),
         "", f"standard step time (s): {fmt(summary(p['standard']['times']))}"]
+    cost = clip_cost(ctx, ctx.sizes["steps"]["measured"] * 5)
+    share = cost["extra"]["median"] / summary(p["standard"]["times"])["median"]
+    ctx.store["clip_cost"] = cost | {"share_of_step": share}
+    lines += [
+        "", "Step-to-step noise hides a cost this small, so it is also measured alone: clipping MiniLM's "
+        "gradients of one real RTE batch, alternating global clipping (`clip_grad_norm_`, what `standard` "
+        "does) and component-wise clipping (`clip_per_tensor`, which replaces it):", "",
+        *table(["figure", "value", "target", ""], [
+            ["global clipping (ms)", fmt({k: v * 1e3 if k != "n" else v for k, v in cost["global"].items()}, 2), "", ""],
+            ["component-wise clipping (ms)", fmt({k: v * 1e3 if k != "n" else v for k, v in cost["component"].items()}, 2),
+             "", ""],
+            ["component-wise − global, share of standard's median step", f"{share:.2%}", "≤ 3%",
+             verdict(share, 0.03, False)]])]
     report.add("4. Strategy overheads per step vs standard", lines)
 
 
@@ -325,7 +373,96 @@ def score_rows(runs) -> tuple[list, float]:
     return rows, worst
 
 
+# Item 2 in turns: whole runs taking turns step by step (evaluations included), so drift in the
+# machine's speed over the minutes of a run falls on every participant alike.
+TURNS = [("bare", []), ("stabilize, eval batch 128", ["data.eval_batch_size=128"]), ("stabilize", []),
+         ("stabilize, group_by_length", ["data.group_by_length=true"])]
+
+
+def whole_turns(ctx, gpu=False) -> list[dict]:
+    """One session per seed: the bare loop and stabilize variants, whole runs in turns."""
+    from benchmarks import bare
+    from benchmarks.session import run_session
+
+    w = ctx.sizes["whole"]
+    with quiet(ctx):
+        prime_cache(ctx, "rte", w["max_length"])
+    out = []
+    for seed in range(ctx.sizes["turns"]):
+        folder = ctx.work / ("turns-gpu" if gpu else "turns") / f"seed{seed}"
+        folder.mkdir(parents=True, exist_ok=True)
+        specs = {}
+        for name, extra in TURNS:
+            cfg = C.compose(whole_overrides(ctx, seed, gpu) + extra, folder / name.replace(" ", "_"), ctx.cache)
+            log = str(folder / f"{name.replace(' ', '_')}.log")
+            if name == "bare":
+                specs[name] = {"kind": "bare", "settings": bare.settings(cfg), "cuda": gpu, "whole": True, "log": log}
+                continue
+            key = f"gate-turns-{seed}-{name}"
+            C.add_callback(cfg, "bench_gate", "benchmarks.common.registered", key=key)
+            specs[name] = {"kind": "stabilize", "cfg": cfg, "gate_key": key, "cuda": gpu, "whole": True, "log": log}
+        print(f"  item 2: seed {seed}, in turns: {', '.join(specs)} ...", flush=True)
+        res = run_session(specs)
+        for r in res.values():
+            steps = r["intervals"] if r.get("setup") is not None else []
+            r["seconds"] = (r["setup"] + sum(steps) + r["tail"]) if r.get("tail") is not None else None
+        out.append(res)
+    return out
+
+
+def turns_lines(turns: list[dict]) -> list[str]:
+    names = [n for n, _ in TURNS]
+    secs = {n: [t[n]["seconds"] for t in turns] for n in names}
+    rows = []
+    for (name, extra) in TURNS:
+        ok = [(b, s) for b, s in zip(secs["bare"], secs[name]) if b and s]
+        speed = summary(paired_ratios([b for b, _ in ok], [s for _, s in ok]))
+        parts = {k: summary([t[name][k] for t in turns if t[name].get(k) is not None]) for k in ("setup", "tail")}
+        steps = summary([sum(t[name]["intervals"]) for t in turns])
+        errors = "; ".join(t[name]["error"] for t in turns if t[name].get("error"))
+        target = {"stabilize": 1.05, "stabilize, group_by_length": 1.6}.get(name)
+        rss = summary([t[name]["peak_rss_mib"] for t in turns if t[name].get("peak_rss_mib")])
+        rows.append([name, f"`{' '.join(extra)}`" if extra else "", fmt(summary([x for x in secs[name] if x]), 1),
+                     fmt(parts["setup"], 1), fmt(steps, 1), fmt(parts["tail"], 1), fmt(rss, 0),
+                     "1" if name == "bare" else fmt(speed),
+                     "" if target is None else f"≥ {target}",
+                     ("error: " + errors) if errors else ("" if target is None else verdict(speed["median"], target, True))])
+    worst, srows = 0.0, []
+    for seed, t in enumerate(turns):
+        a, b = t["stabilize"]["scores"], t["bare"]["scores"]
+        if None in (a.get("test"), b.get("test")):
+            continue
+        d = max([abs(a[k] - b[k]) for k in ("val", "test", "test_last")]
+                + [abs(x - y) for x, y in zip(a["history"], b["history"])])
+        worst = max(worst, d)
+        same = t["stabilize"]["digests"] == t["bare"]["digests"]
+        srows.append([seed, *(f"{a[k]:.4f} / {b[k]:.4f}" for k in ("val", "test", "test_last")), f"{d:.2g}", str(same)])
+    return [
+        "(b) In turns. The same runs as session participants (`benchmarks/session.py`), one session per seed, "
+        "taking turns step by step: each participant runs alone from its turn to its next step start, "
+        "evaluations included, so changes in the machine's speed during the minutes of a run fall on all "
+        "alike (sequential runs above drift by up to ±20% between runs). Time = setup (model, data: the bare "
+        "loop tokenizes afresh, stabilize reads the token cache) + every step with its evaluations + the tail "
+        "(last step, test scoring, results.json). Imports are done once in the fork server, so process start "
+        "is left out here; (a) and item 5 have it. `stabilize, eval batch 128` is the evaluation batch "
+        "size before this benchmark (see the fixes in benchmarks/RESULTS.md).", "",
+        *table(["run", "overrides", "seconds", "setup", "steps and evaluations", "tail", "peak RSS (MiB)",
+                "speed-up over bare (paired by seed)", "target", ""], rows), "",
+        "Peak RSS here is each participant's VmHWM, forked from a fork server holding the imports, so "
+        "comparable between participants but not with (a).", "",
+        f"Scores, stabilize / bare, same seed and training batches; largest absolute difference over all "
+        f"scores: {worst:.3g}.", "",
+        *table(["seed", "val", "test (best state)", "test (last state)", "max |Δ|", "same batches"], srows)]
+
+
 def item2(ctx, report, gpu=False):
+    turns = whole_turns(ctx, gpu) if ctx.sizes["turns"] else []
+    if turns:
+        ctx.store["turns-gpu" if gpu else "turns"] = turns
+    if not ctx.sizes["whole"]["repeats"]:
+        report.add("2. Whole run: stabilize vs the authors' loop" + (" (GPU)" if gpu else ""),
+                   ["(a) Sequential runs: not run (`--repeats 0`).", "", *turns_lines(turns)])
+        return summary(paired_ratios([t["bare"]["seconds"] for t in turns], [t["stabilize"]["seconds"] for t in turns]))
     runs = whole_runs(ctx, gpu)
     w = ctx.sizes["whole"]
     secs = {k: [r["seconds"] for r in v if r["seconds"] is not None and r["results"].get("status") != "error"]
@@ -337,6 +474,7 @@ def item2(ctx, report, gpu=False):
     rows, worst = score_rows(runs)
     n = len(runs["stabilize"][0]["results"].get("history") or []) if runs["stabilize"] else 0
     lines = [
+        "(a) Sequential. "
         f"RTE, MiniLM, {w['train_size']} training rows, batch {w['batch_size']}, max length {w['max_length']}, "
         + (f"{w['max_steps']} steps" if w["max_steps"] else f"{w['max_epochs']} epochs")
         + f", {w['eval_times']} evaluations; each run is its own process, timed from process start to its "
@@ -356,7 +494,8 @@ def item2(ctx, report, gpu=False):
         *table(["seed", "val", "test (best state)", "test (last state)", "max |Δ| val history", "same batches"], rows),
         "", "Token cache files written by the stabilize runs (should be none: the cache was warm): "
         + str(sorted({f for k in ("stabilize", "stabilize+grouped") for r in runs[k] for f in r["cache_written"]}) or "none"),
-        *([""] + errors if errors else [])]
+        *([""] + errors if errors else []),
+        *(["", *turns_lines(turns)] if turns else [])]
     report.add("2. Whole run: stabilize vs the authors' loop" + (" (GPU)" if gpu else ""), lines)
     return speed
 
@@ -397,7 +536,7 @@ def item3(ctx, report):
 
     sz = ctx.sizes["padding"]
     tok = tokenizer()
-    token_rows, speed_rows, ratios = [], [], {}
+    token_rows, speed_rows, eval_rows, ratios = [], [], [], {}
     with quiet(ctx):
         from omegaconf import OmegaConf
 
@@ -457,6 +596,7 @@ def item3(ctx, report):
         for mode in modes:
             speed_rows.append([task.upper(), mode, fmt(summary(per[mode]), 1),
                                fmt(summary(paired_ratios(per[mode], per["pad to 128"])), 2)])
+        eval_rows += eval_padding(model, dms[False], sz["rounds"])
     lines = [
         f"{sz['train_size']} training rows, batch {sz['batch_size']}, max length {sz['max_length']}, MiniLM "
         f"tokenizer. Tokens per epoch = Σ over batches of rows × the batch's padded width, over {sz['epochs']} "
@@ -466,12 +606,59 @@ def item3(ctx, report):
         f"Training throughput (examples/s) of the bare step on batches of {sz['step_batch_size']} from each mode, "
         f"one step per mode in turn, {sz['rounds']} round(s):", "",
         *table(["task", "padding", "examples/s", "speed-up over pad-128 (paired)"], speed_rows), "",
-        "Whole-run speed-up with grouping on RTE: see item 2 (target ≥ 1.6× the bare loop)."]
+        "Whole-run speed-up with grouping on RTE: see item 2 (target ≥ 1.6× the bare loop).", "",
+        "Evaluation: one pass over the validation half in each mode in turn (the model in eval mode, "
+        f"{sz['rounds']} round(s)): the bare loop's random-order batches of {bare.EVAL_BATCH_SIZE} under no_grad, "
+        "and stabilize's length-sorted batches under inference mode at `data.eval_batch_size` 128 (the default "
+        "before this benchmark) and 32 (the default now). Tokens = Σ rows × padded width over the pass.", "",
+        *table(["task", "rows", "evaluation", "tokens", "seconds", "speed-up over random 64 (paired)"], eval_rows)]
     if ctx.args.grouping_seeds:
         lines += ["", *grouping_seeds(ctx)]
     else:
         lines += ["", "MRPC score distribution with and without grouping: not run (opt in with `--grouping-seeds N`)."]
     report.add("3. Padding: tokens per epoch and throughput", lines)
+
+
+def eval_padding(model, dm, rounds: int) -> list[list]:
+    """Validation passes: the bare loop's random batches of 64 vs sorted batches of 128 and 32."""
+    import torch
+
+    from benchmarks import bare
+    from stabilize.data import Collate
+
+    split = dm.splits["val"]
+    collate = Collate(dm.tokenizer.pad_token_id)
+
+    def sorted_batches(size):
+        dm.eval_batch_size = size
+        return list(dm.eval_dataloader("val")), torch.inference_mode
+
+    def random_batches():
+        gen = torch.Generator().manual_seed(0)
+        loader = torch.utils.data.DataLoader(split, batch_size=bare.EVAL_BATCH_SIZE, shuffle=True, generator=gen,
+                                             collate_fn=collate)
+        return list(loader), torch.no_grad
+
+    modes = {f"random {bare.EVAL_BATCH_SIZE} (bare)": random_batches, "sorted 128": lambda: sorted_batches(128),
+             "sorted 32": lambda: sorted_batches(32)}
+    model.eval()
+    secs, tokens = {m: [] for m in modes}, {}
+    for k in range(rounds + 1):  # round 0 warms up
+        names = list(modes)
+        for name in names[k % 3:] + names[:k % 3]:
+            batches, grad_mode = modes[name]()
+            tokens[name] = sum(b["input_ids"].numel() for b in batches)
+            t0 = time.perf_counter()
+            with grad_mode():
+                for b in batches:
+                    model(input_ids=b["input_ids"], token_type_ids=b["token_type_ids"],
+                          attention_mask=b["attention_mask"])
+            if k:
+                secs[name].append(time.perf_counter() - t0)
+    model.train()
+    base = secs[next(iter(modes))]
+    return [[dm.spec.name.upper(), len(split), name, tokens[name], fmt(summary(secs[name]), 2),
+             fmt(summary(paired_ratios(base, secs[name])), 2)] for name in modes]
 
 
 def grouping_seeds(ctx) -> list[str]:
@@ -499,15 +686,14 @@ def grouping_seeds(ctx) -> list[str]:
         rows.append(["on" if grouped else "off", len(rs), fmt(summary(tests)),
                      f"{sum(t for t in tests) / max(len(tests), 1):.4f}",
                      sum(r["status"] == "failed" for r in out[grouped]), fmt(summary([r["seconds"] for r in rs]), 1)])
-    a = [r["test"] for r in out[False] if r["test"] is not None]
-    b = [r["test"] for r in out[True] if r["test"] is not None]
-    p = stats.mannwhitneyu(a, b).pvalue if len(a) > 1 and len(b) > 1 else float("nan")
     diffs = [y["test"] - x["test"] for x, y in zip(out[False], out[True]) if x["test"] is not None and y["test"] is not None]
-    if p != p:
-        test = "Mann-Whitney U: needs at least 2 seeds a side"
-    else:
-        test = (f"Mann-Whitney U p = {p:.3g} ("
-                + ("no evidence at 5% that the distribution moves" if p > 0.05 else "the distribution moves at 5%") + ")")
+    if len(diffs) < 2:
+        test = "Wilcoxon signed-rank: needs at least 2 seeds"
+    else:  # paired by seed: same training subset and initial state, only the batch composition differs
+        p = stats.wilcoxon(diffs).pvalue
+        lower = sum(d < 0 for d in diffs)
+        test = (f"lower with grouping in {lower} of {len(diffs)} seeds; Wilcoxon signed-rank p = {p:.3g} "
+                f"(the smallest possible with {len(diffs)} seeds is {2 / 2 ** len(diffs):.3g})")
     return [f"MRPC, {n} seeds × grouping off/on (whole runs, sizes of item 2), test F1:", "",
             *table(["grouping", "runs", "test F1", "mean", "failed", "seconds"], rows), "",
             f"Paired by seed (on − off): {fmt(summary(diffs))}; {test}."]
@@ -692,10 +878,14 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="same code paths, small sizes (< 3 min on 2 cores)")
     p.add_argument("--out", type=Path, default=None,
-                   help="Markdown results (default benchmarks/RESULTS.md, or RESULTS-quick.md with --quick)")
+                   help="Markdown results (default benchmarks/results/<date>.md; benchmarks/RESULTS-quick.md with --quick)")
     p.add_argument("--only", nargs="*", help="item numbers, e.g. --only 1 4 or --only 1,4")
     p.add_argument("--grouping-seeds", type=int, default=0, metavar="N",
                    help="item 3: also run N MRPC seeds with and without grouping (expensive)")
+    p.add_argument("--repeats", type=int, default=None, metavar="N",
+                   help="item 2: seeds of sequential whole runs (default 3; 1 with --quick; 0: none)")
+    p.add_argument("--turns", type=int, default=None, metavar="N",
+                   help="item 2: seeds of whole runs in turns (default 2; 1 with --quick; 0: none)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads in every run and participant (default: torch's choice; 1 with --quick)")
     p.add_argument("--keep", action="store_true", help="keep the work folder (runs, logs) instead of deleting it")
@@ -703,10 +893,14 @@ def main(argv=None) -> None:
     items = parse_only(args.only)
     if args.grouping_seeds and 3 not in items:
         items.append(3)
-    out = args.out or HERE / ("RESULTS-quick.md" if args.quick else "RESULTS.md")
+    out = args.out or (HERE / "RESULTS-quick.md" if args.quick else HERE / "results" / f"{time.strftime('%Y-%m-%d-%H%M')}.md")
     sizes = copy.deepcopy(QUICK if args.quick else FULL)
     if args.threads is not None:
         sizes["threads"] = args.threads
+    if args.repeats is not None:
+        sizes["whole"]["repeats"] = args.repeats
+    if args.turns is not None:
+        sizes["turns"] = args.turns
     if sizes["threads"]:
         import torch
 
@@ -753,12 +947,16 @@ def main(argv=None) -> None:
 
 def _raw(ctx) -> dict:
     """Raw figures next to the Markdown file (whole runs without their configs)."""
-    out = {"per_step": ctx.store.get("per_step"), "session": ctx.store.get("session")}
+    out = {"per_step": ctx.store.get("per_step"), "session": ctx.store.get("session"),
+           "clip_cost": ctx.store.get("clip_cost")}
     for key in ("whole", "whole-gpu"):
         if key in ctx.store:
             out[key] = {k: [{f: r.get(f) for f in ("seconds", "to_first_step", "peak_rss_mib", "rc", "batches")}
                             | {"scores": {s: r["results"].get(s) for s in ("status", "val", "test", "test_last")}}
                             for r in v] for k, v in ctx.store[key].items()}
+    for key in ("turns", "turns-gpu"):
+        if key in ctx.store:
+            out[key] = [{n: {k: v for k, v in r.items() if k != "digests"} for n, r in t.items()} for t in ctx.store[key]]
     return out
 
 

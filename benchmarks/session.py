@@ -31,13 +31,27 @@ def _context():
 
 
 class PipeClock:
-    """The participant's step timer; `gate(batch)` ends one step and waits for the next turn."""
+    """The participant's step timer; `gate(batch)` ends one step and waits for the next turn.
+
+    `intervals` are step start to step start; `setup` is the first turn up to the first step,
+    `tail` the last step start to the end of the run (last step, final scoring, results)."""
 
     def __init__(self, conn, sync=None):
         self.conn, self.sync = conn, sync
         self.intervals: list[float] = []
         self.digests: list[str | None] = []
+        self.setup = self.tail = None
         self._t = None
+
+    def begin(self) -> None:
+        self.conn.recv()  # the first turn: set up while no one else runs
+        self._t0 = time.perf_counter()
+
+    def end(self) -> None:
+        if self.sync is not None:
+            self.sync()
+        if self._t is not None:
+            self.tail = time.perf_counter() - self._t
 
     def gate(self, batch) -> None:
         from benchmarks.common import digest
@@ -47,6 +61,8 @@ class PipeClock:
         now = time.perf_counter()
         if self._t is not None:
             self.intervals.append(now - self._t)
+        else:
+            self.setup = now - self._t0
         self.digests.append(digest(batch))
         self.conn.send(("ready",))
         self.conn.recv()
@@ -67,7 +83,8 @@ def _step_only_finetuner():
 
 
 def participant(conn, spec: dict) -> None:
-    """Child process body. spec: kind ('bare' | 'stabilize'), cfg or settings, gate_key, log, cache."""
+    """Child process body. spec: kind ('bare' | 'stabilize'), cfg or settings, gate_key, log, cache;
+    `whole`: the full run with its evaluations (the bare loop tokenizing afresh), else training only."""
     log = open(spec["log"], "a", buffering=1)
     os.dup2(log.fileno(), 1)
     os.dup2(log.fileno(), 2)
@@ -78,24 +95,31 @@ def participant(conn, spec: dict) -> None:
 
     silence_libraries()
     clock = PipeClock(conn, torch.cuda.synchronize if spec.get("cuda") else None)
-    error = None
-    conn.recv()  # the first turn: set up while no one else runs
+    error, record, whole = None, {}, spec.get("whole", False)
+    clock.begin()
     try:
         if spec["kind"] == "bare":
             from benchmarks import bare
 
-            bare.train(spec["settings"], gate=clock.gate, evaluate=False, sync_loss=False, cache_dir=spec["cache"])
+            record = bare.train(spec["settings"], gate=clock.gate, evaluate=whole, sync_loss=whole,
+                                cache_dir=None if whole else spec["cache"])
         else:
             import stabilize.train
 
             C._REGISTRY[spec["gate_key"]] = C.GateCallback(clock)
-            stabilize.train.FineTuner = _step_only_finetuner()
+            if not whole:
+                stabilize.train.FineTuner = _step_only_finetuner()
             record = stabilize.train.train(spec["cfg"])
             if record.get("status") == "error":
                 error = record.get("error")
     except BaseException as e:  # reported to the parent
         error = f"{type(e).__name__}: {e}"
-    conn.send(("done", {"intervals": clock.intervals, "digests": clock.digests, "error": error}))
+    clock.end()
+    scores = {k: record.get(k) for k in ("val", "test", "test_last")}
+    scores["history"] = [h["val"] for h in record.get("history") or []]
+    conn.send(("done", {"intervals": clock.intervals, "digests": clock.digests, "error": error,
+                        "setup": clock.setup, "tail": clock.tail, "scores": scores,
+                        "peak_rss_mib": C._vm_hwm(os.getpid())}))
     conn.close()
 
 

@@ -254,7 +254,7 @@ class GlueDataModule(pl.LightningDataModule):
 
     def __init__(self, task: str, tokenizer, dir: str | None = None, source: str = "tsv",
                  train_size="full", seed: int = 0, split_seed: int = 42, max_length: int = 128,
-                 batch_size: int = 32, eval_batch_size: int = 128, group_by_length: bool = False,
+                 batch_size: int = 32, eval_batch_size: int = 32, group_by_length: bool = False,
                  cache_dir: str | None = None):
         super().__init__()
         if task not in TASKS:

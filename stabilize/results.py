@@ -25,12 +25,19 @@ def write_json_atomic(path: Path, obj) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it private; a results file is not
         with os.fdopen(fd, "w") as f:
             json.dump(obj, f, indent=2, default=str)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read(path: Path) -> dict:
@@ -54,7 +61,7 @@ def finished_run(run_dir: Path, config: dict) -> dict | None:
 
 # Keys that change how a run is executed, not what it computes (also left out of run folder
 # names in conf/train.yaml): a sweep relaunched with another n_jobs still skips finished runs.
-RUNTIME_KEYS = (("threads",), ("trainer", "enable_progress_bar"), ("data", "cache_dir"))
+RUNTIME_KEYS = (("threads",), ("trainer", "enable_progress_bar"), ("data", "cache_dir"), ("data", "eval_batch_size"))
 
 
 def _identity(config):

@@ -4,6 +4,7 @@ import json
 import os
 import re
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,15 @@ def test_atomic_write_leaves_the_old_file_when_interrupted(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == [results.RESULTS]
 
 
+def test_atomic_write_keeps_the_usual_file_mode(tmp_path):
+    old = os.umask(0o022)
+    try:
+        results.write_json_atomic(tmp_path / results.RESULTS, {"status": "ok"})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / results.RESULTS).stat().st_mode) == 0o644  # not mkstemp's 0o600
+
+
 def test_sweep_with_an_error_and_a_divergence_then_relaunch(monkeypatch, capsys, tmp_path):
     sweep = tmp_path / "sweep"
     args = tiny_sweep(monkeypatch, tmp_path, f"+method.strategies.user._target_={OK},{RAISES},{NAN}")
@@ -104,10 +114,13 @@ def test_sweep_with_an_error_and_a_divergence_then_relaunch(monkeypatch, capsys,
 
 
 def test_relaunch_check_ignores_runtime_keys(tmp_path):
-    config = {"seed": 0, "threads": 1, "trainer": {"enable_progress_bar": False, "precision": "32-true"}}
+    config = {"seed": 0, "threads": 1, "trainer": {"enable_progress_bar": False, "precision": "32-true"},
+              "data": {"eval_batch_size": 128, "max_length": 128}}
     results.write_json_atomic(tmp_path / results.RESULTS, {"status": "failed", "config": config})
-    other_threads = {**config, "threads": 2, "trainer": {"enable_progress_bar": True, "precision": "32-true"}}
+    other_threads = {**config, "threads": 2, "trainer": {"enable_progress_bar": True, "precision": "32-true"},
+                     "data": {"eval_batch_size": 32, "max_length": 128}}
     assert results.finished_run(tmp_path, other_threads) is not None       # same run, other parallelism
     assert results.finished_run(tmp_path, {**config, "seed": 1}) is None   # another run
+    assert results.finished_run(tmp_path, {**config, "data": {"eval_batch_size": 128, "max_length": 64}}) is None
     results.write_json_atomic(tmp_path / results.RESULTS, {"status": "error", "config": config})
     assert results.finished_run(tmp_path, config) is None                  # errored runs are re-run
