@@ -46,7 +46,7 @@ FULL = {
     "whole": {"train_size": 1000, "batch_size": 32, "max_length": 128, "max_epochs": 3, "max_steps": None,
               "eval_times": 10, "repeats": 3},
     "padding": {"train_size": 1000, "batch_size": 32, "max_length": 128, "epochs": 20, "rounds": 5,
-                "step_batch_size": 32},
+                "step_batch_size": 32, "eval_tasks": ("rte", "mrpc")},
     "memory": {"short_steps": 3, "repeats": 1},
     "turns": 2,  # item 2 in turns: seeds
     "threads": None,  # torch's choice (one per core)
@@ -56,7 +56,7 @@ QUICK = {
     "whole": {"train_size": 32, "batch_size": 8, "max_length": 16, "max_epochs": 3, "max_steps": 2,
               "eval_times": 2, "repeats": 1},
     "padding": {"train_size": 1000, "batch_size": 32, "max_length": 128, "epochs": 5, "rounds": 1,
-                "step_batch_size": 4},
+                "step_batch_size": 4, "eval_tasks": ("rte",)},
     "memory": {"short_steps": None, "repeats": 0},  # no extra short runs: item 6 reads item 2's runs
     "turns": 1,
     "threads": 1,  # one torch thread everywhere: steady timings on a shared machine
@@ -596,7 +596,8 @@ def item3(ctx, report):
         for mode in modes:
             speed_rows.append([task.upper(), mode, fmt(summary(per[mode]), 1),
                                fmt(summary(paired_ratios(per[mode], per["pad to 128"])), 2)])
-        eval_rows += eval_padding(model, dms[False], sz["rounds"])
+        if task in sz["eval_tasks"]:
+            eval_rows += eval_padding(model, dms[False], sz["rounds"])
     lines = [
         f"{sz['train_size']} training rows, batch {sz['batch_size']}, max length {sz['max_length']}, MiniLM "
         f"tokenizer. Tokens per epoch = Σ over batches of rows × the batch's padded width, over {sz['epochs']} "
@@ -641,20 +642,21 @@ def eval_padding(model, dm, rounds: int) -> list[list]:
 
     modes = {f"random {bare.EVAL_BATCH_SIZE} (bare)": random_batches, "sorted 128": lambda: sorted_batches(128),
              "sorted 32": lambda: sorted_batches(32)}
+    def timed_pass(name) -> float:
+        batches, grad_mode = modes[name]()
+        tokens[name] = sum(b["input_ids"].numel() for b in batches)
+        t0 = time.perf_counter()
+        with grad_mode():
+            for b in batches:
+                model(input_ids=b["input_ids"], token_type_ids=b["token_type_ids"], attention_mask=b["attention_mask"])
+        return time.perf_counter() - t0
+
     model.eval()
-    secs, tokens = {m: [] for m in modes}, {}
-    for k in range(rounds + 1):  # round 0 warms up
-        names = list(modes)
+    secs, tokens, names = {m: [] for m in modes}, {}, list(modes)
+    timed_pass(names[-1])  # warm-up
+    for k in range(rounds):
         for name in names[k % 3:] + names[:k % 3]:
-            batches, grad_mode = modes[name]()
-            tokens[name] = sum(b["input_ids"].numel() for b in batches)
-            t0 = time.perf_counter()
-            with grad_mode():
-                for b in batches:
-                    model(input_ids=b["input_ids"], token_type_ids=b["token_type_ids"],
-                          attention_mask=b["attention_mask"])
-            if k:
-                secs[name].append(time.perf_counter() - t0)
+            secs[name].append(timed_pass(name))
     model.train()
     base = secs[next(iter(modes))]
     return [[dm.spec.name.upper(), len(split), name, tokens[name], fmt(summary(secs[name]), 2),
