@@ -355,6 +355,13 @@ def whole_runs(ctx, gpu=False) -> dict:
     return runs
 
 
+def score_gaps(a: dict, b: dict, ha: list, hb: list) -> tuple[float, float]:
+    """Largest absolute difference of the scores (val, test, test_last, and the validation history,
+    which is nan when the histories differ in length) and of the history alone."""
+    dh = max((abs(x - y) for x, y in zip(ha, hb)), default=0.0) if len(ha) == len(hb) else float("nan")
+    return max(abs(a["val"] - b["val"]), abs(a["test"] - b["test"]), abs(a["test_last"] - b["test_last"]), dh), dh
+
+
 def score_rows(runs) -> tuple[list, float]:
     rows, worst = [], 0.0
     for s, b in zip(runs["stabilize"], runs["bare"]):
@@ -362,10 +369,7 @@ def score_rows(runs) -> tuple[list, float]:
         if rs.get("test") is None or rb.get("test") is None:
             rows.append([rs.get("seed"), "error", rs.get("error") or rb.get("error"), "", "", ""])
             continue
-        hs = [h["val"] for h in rs.get("history", [])]
-        hb = [h["val"] for h in rb.get("history", [])]
-        dh = max((abs(x - y) for x, y in zip(hs, hb)), default=0.0) if len(hs) == len(hb) else float("nan")
-        d = max(abs(rs["val"] - rb["val"]), abs(rs["test"] - rb["test"]), abs(rs["test_last"] - rb["test_last"]), dh)
+        d, dh = score_gaps(rs, rb, [h["val"] for h in rs.get("history", [])], [h["val"] for h in rb.get("history", [])])
         worst = max(worst, d)
         rows.append([rs["seed"], f"{rs['val']:.4f} / {rb['val']:.4f}", f"{rs['test']:.4f} / {rb['test']:.4f}",
                      f"{rs['test_last']:.4f} / {rb['test_last']:.4f}", f"{dh:.2g}",
@@ -432,8 +436,7 @@ def turns_lines(turns: list[dict]) -> list[str]:
         a, b = t["stabilize"]["scores"], t["bare"]["scores"]
         if None in (a.get("test"), b.get("test")):
             continue
-        d = max([abs(a[k] - b[k]) for k in ("val", "test", "test_last")]
-                + [abs(x - y) for x, y in zip(a["history"], b["history"])])
+        d, _ = score_gaps(a, b, a["history"], b["history"])
         worst = max(worst, d)
         same = t["stabilize"]["digests"] == t["bare"]["digests"]
         srows.append([seed, *(f"{a[k]:.4f} / {b[k]:.4f}" for k in ("val", "test", "test_last")), f"{d:.2g}", str(same)])

@@ -194,3 +194,13 @@ def test_seed_zero_is_valid_and_recorded(cfg_factory, tmp_path):
 def test_null_seed_is_drawn_and_recorded(cfg_factory, tmp_path, no_training):
     record = train(cfg_factory("seed=null"))
     assert isinstance(record["seed"], int) and record["seed"] >= 0
+
+
+def test_runtime_keys_are_left_out_of_run_folder_names():
+    """results.RUNTIME_KEYS and hydra's exclude_keys in conf/train.yaml list the same keys twice."""
+    from stabilize.results import RUNTIME_KEYS
+
+    with initialize_config_dir(config_dir=train_mod.CONF_DIR, version_base="1.3"):
+        cfg = compose("train", return_hydra_config=True)
+    excluded = set(cfg.hydra.job.config.override_dirname.exclude_keys)
+    assert {".".join(key) for key in RUNTIME_KEYS} <= excluded
