@@ -2,7 +2,14 @@
 
 
 class ConfigError(ValueError):
-    """A config value that cannot work; the message starts with the key, e.g. `data.train_size: ...`."""
+    """Config values that cannot work; each problem starts with its key, e.g. `data.train_size: ...`.
+
+    Several problems travel together (`problems`), so one command line shows all of them.
+    """
+
+    def __init__(self, *problems: str):
+        self.problems = list(problems)
+        super().__init__(problems[0] if len(problems) == 1 else "invalid config:\n  " + "\n  ".join(problems))
 
 
 class DataError(ValueError):

@@ -18,8 +18,7 @@ training module calls the hooks of all strategies in the order the method lists 
 import inspect
 
 import torch
-from hydra.utils import instantiate
-from hydra._internal.utils import _locate
+from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig
 
 from stabilize.errors import ConfigError
@@ -86,7 +85,7 @@ def build_method(method_cfg: DictConfig) -> list[Strategy]:
             problems.append(f"{where}: needs a `_target_` naming a Strategy class")
             continue
         try:
-            cls = _locate(target)
+            cls = get_object(target)
         except ImportError as e:
             problems.append(f"{where}._target_: cannot import {target!r} ({e})")
             continue
@@ -108,7 +107,7 @@ def build_method(method_cfg: DictConfig) -> list[Strategy]:
         strategy.key = key
         strategies.append(strategy)
     if problems:
-        raise ConfigError("invalid method:\n  " + "\n  ".join(problems))
+        raise ConfigError(*problems)
     return strategies
 
 
