@@ -36,3 +36,14 @@ TASKS = {
     "stsb": TaskSpec("stsb", "STS-B", "stsb", True, 10, 7, 8, 9, (), "spearman", "spearman"),
     "cola": TaskSpec("cola", "CoLA", "cola", False, 4, 3, None, 1, ("0", "1"), "mcc", "mcc"),
 }
+
+
+def check(cfg) -> list[str]:
+    """Problems of the task and data config of a composed `cfg`, each naming its key."""
+    problems = []
+    if cfg.task.name not in TASKS:
+        problems.append(f"task.name: unknown task {cfg.task.name!r}; choose one of {sorted(TASKS)}")
+    size = cfg.data.train_size
+    if size != "full" and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
+        problems.append(f"data.train_size: {size!r} is neither a positive integer nor 'full'")
+    return problems
