@@ -1,8 +1,6 @@
-"""Task metrics (torchmetrics), the majority-class baseline, and the "failed run" verdict.
+"""Task metrics (torchmetrics) and the majority-class baseline; the verdict is in results.py.
 
-A run is failed (study A, section 3) when it does no better than the majority-class
-predictor. That is decided from the predictions: torchmetrics' Matthews correlation of
-constant predictions is not 0, so a metric threshold alone would miss degenerate CoLA runs.
+torchmetrics' Matthews correlation of constant predictions is not 0: it is set to 0 here.
 """
 import torch
 from torchmetrics.functional import accuracy, f1_score, matthews_corrcoef, spearman_corrcoef
@@ -35,9 +33,3 @@ def majority_score(metric: str, labels: torch.Tensor, majority: int) -> float | 
         return None
     return score(metric, torch.full_like(labels, majority), labels)
 
-
-def is_degenerate(metric: str, preds: torch.Tensor, test_score: float, majority: float | None) -> bool:
-    """No better than the majority predictor: constant predictions, or a score not above its score."""
-    if preds.unique().numel() <= 1:
-        return True
-    return majority is not None and test_score <= majority + 1e-9

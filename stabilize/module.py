@@ -156,16 +156,22 @@ class FineTuner(pl.LightningModule):
             preds, _ = self.predict_split("test")
             test = metrics.score(self.spec.metric, preds, labels)
         if self.spec.is_regression:
-            majority = None
+            majority = majority_accuracy = majority_label = accuracy = None
         else:
-            maj_label = metrics.majority_label(self.trainer.datamodule.splits["val"].labels)
-            majority = metrics.majority_score(self.spec.metric, labels, maj_label)
+            maj = metrics.majority_label(self.trainer.datamodule.splits["val"].labels)
+            majority = metrics.majority_score(self.spec.metric, labels, maj)
+            majority_accuracy = metrics.majority_score("accuracy", labels, maj)
+            majority_label = self.spec.labels[maj]
+            accuracy = metrics.score("accuracy", preds, labels)
         return {
             "val": self.best["val"] if self.best else None,
             "best_step": self.best["step"] if self.best else None,
             "test": test,
             "test_last": test_last,
+            "accuracy": accuracy,
             "majority": majority,
-            "degenerate": metrics.is_degenerate(self.spec.metric, preds, test, majority),
+            "majority_accuracy": majority_accuracy,
+            "majority_label": majority_label,
+            "constant": bool(preds.unique().numel() <= 1),
             "history": self.history,
         }
