@@ -5,7 +5,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
+from stabilize.config import register_resolvers
 from stabilize.train import CONF_DIR
+
+register_resolvers()
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_GLUE = ROOT.parent / "shared" / "data" / "glue"

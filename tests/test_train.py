@@ -184,7 +184,3 @@ def test_metrics_against_hand_computation():
     assert metrics.majority_score("accuracy", labels, 0) == pytest.approx(4 / 8)
     assert metrics.majority_score("mcc", labels, 0) == 0.0
     assert metrics.majority_score("spearman", x, 0) is None
-    assert metrics.is_degenerate("accuracy", torch.zeros(8, dtype=torch.long), 0.5, 0.5)
-    assert metrics.is_degenerate("accuracy", preds, 0.5, 0.5)
-    assert not metrics.is_degenerate("accuracy", preds, 0.625, 0.5)
-    assert not metrics.is_degenerate("spearman", x, 0.3, None)
