@@ -13,9 +13,8 @@ register_resolvers()
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_GLUE = ROOT.parent / "shared" / "data" / "glue"
 
-# Few steps, few evaluations, a small subset: a whole run of the tiny model takes ~2 s.
-TINY = ["model=tiny", "logger=none", "trainer.enable_progress_bar=false", "data.train_size=32",
-        "optim.max_steps=4", "eval.times=2", "threads=1"]
+# conf/debug/tiny.yaml: the random 2-layer model, 32 examples, 4 steps; a whole run takes ~2 s.
+TINY = ["debug=tiny"]
 
 
 def make_cfg(tmp_path: Path, *overrides: str, tiny: bool = True):

@@ -4,11 +4,12 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
-from hydra._internal.utils import _locate
+from hydra.utils import get_object
 from omegaconf import OmegaConf
 
 import stabilize.train as train_mod
 from tests.conftest import make_cfg
+from stabilize import results
 from stabilize.errors import ConfigError
 from stabilize.strategies.base import Strategy, build_method, method_name
 from stabilize.tasks import TASKS
@@ -93,13 +94,20 @@ def test_every_option_composes(tmp_path, group, option):
             assert cfg.trainer.accelerator == option
     elif top == "logger":
         for node in (cfg.logger or {}).values():
-            assert _locate(node._target_) is not None
+            assert get_object(node._target_) is not None
         if option != "none":
             assert option in cfg.logger
         else:
             assert not cfg.logger
     elif top == "experiment":
         assert cfg.task.name in TASKS
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
+def test_every_experiment_runs_one_tiny_step(tmp_path, experiment):
+    record = train(make_cfg(tmp_path, f"experiment={experiment}", "optim.max_steps=1", "eval.times=1"))
+    assert record["status"] in results.FINISHED, record["error"]
+    assert record["steps"] >= 1 and record["model"] == "tiny"
 
 
 def test_default_method_names():

@@ -56,5 +56,23 @@ def test_optuna_sweeper_example(monkeypatch, capsys, tmp_path):
     assert 0.05 <= best.best_params["method.strategies.mixout.p"] <= 0.9
 
 
-def test_default_threads_outside_hydra_is_none():
-    assert default_threads() is None or isinstance(default_threads(), int)
+def test_default_threads_outside_hydra_is_none(monkeypatch):
+    from hydra.core.hydra_config import HydraConfig
+
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)  # an earlier in-process run leaves one
+    assert default_threads() is None
+
+
+@pytest.mark.parametrize("launcher,expected", [
+    ({"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", "n_jobs": 2}, "half"),
+    ({"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", "n_jobs": -1}, 1),
+    ({"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher", "cpus_per_task": 3}, 3),
+    ({"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}, None),
+])
+def test_default_threads_follow_the_launcher(monkeypatch, launcher, expected):
+    from hydra.core.hydra_config import HydraConfig
+
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", OmegaConf.create({"hydra": {"launcher": launcher}}))
+    if expected == "half":
+        expected = max(1, available_cores() // 2)
+    assert default_threads() == expected

@@ -8,9 +8,11 @@ import torch
 from omegaconf import OmegaConf
 
 from tests.conftest import make_cfg
+from stabilize import results
 from stabilize.module import eval_steps
 from stabilize.train import train
 
+# ../shared/CONTRACT.md, "One run's output": the keys users rely on, a subset of results.KEYS
 CONTRACT_KEYS = {"status", "error", "task", "model", "method", "seed", "train_size", "metric", "val", "test",
                  "test_last", "majority", "history", "steps", "epochs", "seconds", "config", "versions"}
 
@@ -36,7 +38,7 @@ def test_results_json_has_contract_keys(rte_run):
     cfg, record, run_dir = rte_run
     _finished(record)
     on_disk = _read(run_dir)
-    assert CONTRACT_KEYS <= set(on_disk)
+    assert CONTRACT_KEYS <= set(results.KEYS) and set(on_disk) == set(results.KEYS)
     assert on_disk == json.loads(json.dumps(record, default=str))
     assert (on_disk["task"], on_disk["model"], on_disk["method"]) == ("rte", "tiny", "standard")
     assert on_disk["seed"] == 0 and on_disk["train_size"] == 32 and on_disk["metric"] == "accuracy"
