@@ -95,7 +95,7 @@ class SweepSummary(Callback):
         lines = [f"[stabilize] sweep {sweep_dir}",
                  f"[stabilize]   this launch:  {_counts(now.values())}",
                  f"[stabilize]   whole folder: {_counts(found.values())}"]
-        diverged = sum(1 for r in now.values() if r and str(r.get("reason") or "").startswith("diverged"))
+        diverged = sum(1 for r in now.values() if r and results.upgrade(r)["diverged"])
         if diverged:
             lines.append(f"[stabilize]   {diverged} run(s) of this launch diverged (status failed)")
         for p, r in errored[: self.max_listed]:

@@ -79,20 +79,20 @@ def tiny_sweep(monkeypatch, tmp_path: Path, *overrides: str) -> list[str]:
 
 def write_run(root: Path, name: str, *, task="rte", method="standard", seed=0, train_size=100, status="ok",
               val=None, test=None, threshold=0.53, majority=0.5, reason=None, error=None, metric="accuracy",
-              weight_change=None, extra_config=None, **more) -> Path:
-    """A hand-written results.json in `root/name/`, with the keys train() writes."""
+              diverged=False, weight_change=None, extra_config=None, **more) -> Path:
+    """A hand-written results.json in `root/name/`, with the keys train() writes.
+
+    `below_threshold` as `results.verdict` sets it: null for an errored run or without a
+    threshold, true for a run without a test score (diverged), else test <= threshold."""
     run = Path(root) / name
     run.mkdir(parents=True, exist_ok=True)
     config = {"seed": seed, "task": {"name": task, "fail_threshold": threshold}, "data": {"train_size": train_size},
               "method": {"name": method, "strategies": {}}, **(extra_config or {})}
-    record = {"status": status, "error": error, "task": task, "model": "tiny", "method": method, "seed": seed,
-              "train_size": train_size, "metric": metric, "val": val, "test": test, "test_last": test,
-              "majority": majority, "history": [], "steps": 10, "epochs": 1.0, "seconds": 1.0,
-              "config": config, "versions": {}, **more}
-    if reason is not None:
-        record["reason"] = reason
-    if status != "error" and test is not None and threshold is not None and "failed_b" not in more:
-        record["failed_b"] = test <= threshold
+    below = None if status == "error" or threshold is None else (test is None or test <= threshold)
+    record = {"status": status, "error": error, "reason": reason, "task": task, "model": "tiny", "method": method,
+              "seed": seed, "train_size": train_size, "metric": metric, "val": val, "test": test, "test_last": test,
+              "majority": majority, "diverged": diverged, "below_threshold": below, "history": [], "steps": 10,
+              "epochs": 1.0, "seconds": 1.0, "config": config, "versions": {}, **more}
     (run / "results.json").write_text(json.dumps(record))
     if weight_change is not None:
         (run / "weight_change.json").write_text(json.dumps(weight_change))

@@ -1,5 +1,6 @@
 """`stabilize-report` on hand-written results.json files: every number checked by hand."""
 import itertools
+import json
 import math
 import statistics
 
@@ -27,7 +28,7 @@ def sweep(tmp_path):
     for seed, (t, v) in enumerate(zip(REINIT, VALS["reinit"])):
         write_run(root, f"method=reinit,seed={seed}", method="reinit", seed=seed, test=t, val=v,
                   weight_change={**wc, "l2": [x * 2 for x in wc["l2"]]})
-    write_run(root, "method=reinit,seed=3", method="reinit", seed=3, status="failed",
+    write_run(root, "method=reinit,seed=3", method="reinit", seed=3, status="failed", diverged=True,
               reason="diverged: training loss is not finite by step 4")
     write_run(root, "method=reinit,seed=4", method="reinit", seed=4, status="error", error="RuntimeError: boom")
     # Another size, and STS-B (no study-B threshold), nested one level deeper.
@@ -39,19 +40,23 @@ def sweep(tmp_path):
     (root / "broken" / "results.json").write_text('{"status": "ok", "te')
     (root / "notours").mkdir()
     (root / "notours" / "results.json").write_text("[1, 2, 3]")
+    (root / "running").mkdir()
+    (root / "running" / "results.json").write_text('{"status": "running"}')
     return root
 
 
 def test_load_runs(sweep):
     df = report.load_runs(sweep)
     assert len(df) == 13
-    assert sorted(p.split("/")[-2] for p, _ in df.attrs["unreadable"]) == ["broken", "notours"]
+    assert sorted(p.split("/")[-2] for p, _ in df.attrs["unreadable"]) == ["broken", "notours", "running"]
     rte = df[(df.task == "rte") & (df["size"] == "100")]
     assert sorted(rte["label"].unique()) == ["reinit", "standard"]  # only seeds differ: plain names
     assert rte["diverged"].sum() == 1
     # a diverged run has no score but counts as failed under study B's criterion
-    assert rte[rte.diverged]["failed_b"].tolist() == [True]
-    assert df[df.task == "stsb"]["failed_b"].isna().all()
+    assert rte[rte.diverged]["below_threshold"].tolist() == [True]
+    assert rte["below_threshold"].tolist().count(True) == 3  # 0.52, 0.48 and the diverged run
+    assert df[df.task == "stsb"]["below_threshold"].isna().all()
+    assert set(rte["majority"]) == {0.5}  # the majority predictor's score
 
 
 def test_summary_matches_hand_computation(sweep):
@@ -66,14 +71,14 @@ def test_summary_matches_hand_computation(sweep):
     assert s["std"] == pytest.approx(statistics.stdev(STANDARD))
     assert (s["min"], s["median"], s["max"]) == pytest.approx((0.48, 0.60, 0.70))
     assert s["failed"] == pytest.approx(1 / 5)    # status failed
-    assert s["failed_b"] == pytest.approx(2 / 5)  # 0.52 and 0.48 <= 0.53
+    assert s["below_threshold"] == pytest.approx(2 / 5)  # 0.52 and 0.48 <= 0.53
     assert s["errored"] == 0 and math.isnan(s["p_vs_standard"])
 
     r = table.loc["reinit"]
     assert r["n"] == 5 and r["n_scored"] == 3 and r["errored"] == 1 and r["diverged"] == 1
     assert r["mean"] == pytest.approx(sum(REINIT) / 3)
     assert r["failed"] == pytest.approx(1 / 4)    # the diverged run among 4 finished ones
-    assert r["failed_b"] == pytest.approx(1 / 4)
+    assert r["below_threshold"] == pytest.approx(1 / 4)
     # Welch's t by hand
     ma, mb = np.mean(REINIT), np.mean(STANDARD)
     va, vb = np.var(REINIT, ddof=1) / 3, np.var(STANDARD, ddof=1) / 5
@@ -85,8 +90,10 @@ def test_summary_matches_hand_computation(sweep):
     assert s["ci_low"] < s["mean"] < s["ci_high"] and r["ci_low"] < r["mean"] < r["ci_high"]
     assert report.bootstrap_ci(STANDARD) == report.bootstrap_ci(STANDARD)
     # best per column
-    assert set(r["best_in"].split(",")) == {"mean", "std", "min", "median", "max", "failed_b"}
+    assert set(r["best_in"].split(",")) == {"mean", "std", "min", "median", "max", "below_threshold"}
     assert set(s["best_in"].split(",")) == {"failed"}
+    # ASO: reinit's lowest score (0.70) is standard's highest: never below it, in any resample
+    assert r["aso_eps_min"] == 0 and r["aso_comparisons"] == 1 and math.isnan(s["aso_eps_min"])
 
 
 def test_expected_max_closed_form():
@@ -104,7 +111,7 @@ def test_cli_writes_tables_and_plots(sweep, tmp_path, capsys):
     out = tmp_path / "out"
     report.main([str(sweep), "--out", str(out)])
     msg = capsys.readouterr()
-    assert "13 runs" in msg.out and "2 unreadable" in msg.out and "broken" in msg.err
+    assert "13 runs" in msg.out and "3 unreadable" in msg.out and "broken" in msg.err
     names = {p.name for p in out.iterdir()}
     for stem in ("rte_100", "rte_1000", "stsb_100"):
         assert {f"table_{stem}.md", f"table_{stem}.csv", f"scores_{stem}.png", f"expected_max_{stem}.png",
@@ -113,7 +120,8 @@ def test_cli_writes_tables_and_plots(sweep, tmp_path, capsys):
     csv = pd.read_csv(out / "table_rte_100.csv").set_index("method")
     assert csv.loc["standard", "mean"] == pytest.approx(np.mean(STANDARD))
     md = (out / "table_rte_100.md").read_text()
-    assert "Welch" in md and "unpaired" in md
+    assert "Welch" in md and "unpaired" in md and "τ = 0.2" in md and "1 − α/m = 0.9500" in md
+    assert md.rstrip().endswith(" 0.00 ✓ |") and "failed (B)" in md and "`below_threshold`" in md
     assert "**20% (1/5)**" in md and "| **72.33** |" in md   # best failed share, best mean
     em = pd.read_csv(out / "expected_max_rte_100.csv", index_col="n")
     assert em.loc[1, "standard"] == pytest.approx(np.mean(VALS["standard"]))
@@ -149,3 +157,55 @@ def test_variants_of_a_method_are_told_apart(tmp_path):
     assert sorted(df["label"].unique()) == ["standard [optim.lr=1e-05]", "standard [optim.lr=2e-05]"]
     table = report.summary_table(df)
     assert table["n"].tolist() == [2, 2]
+
+
+def test_old_results_files_give_the_same_tables(sweep, tmp_path):
+    """Files written before `below_threshold` and `diverged` (`failed_b`, reason "diverged: ...")."""
+    old = tmp_path / "old"
+    for path in sweep.rglob("results.json"):
+        target = old / path.relative_to(sweep)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            record = json.loads(path.read_text())
+        except ValueError:
+            continue
+        if isinstance(record, dict) and "below_threshold" in record:
+            below = record.pop("below_threshold")
+            record.pop("diverged")
+            if record["test"] is not None and below is not None:  # the old format had none for a diverged run
+                record["failed_b"] = below
+        target.write_text(json.dumps(record))
+    new_df, old_df = report.load_runs(sweep), report.load_runs(old)
+    assert old_df["reason"].str.startswith("diverged").sum() == 1 and old_df["diverged"].sum() == 1
+    for (_, _, new), (_, _, earlier) in zip(report.groups(new_df), report.groups(old_df), strict=True):
+        pd.testing.assert_frame_equal(report.summary_table(new), report.summary_table(earlier))
+
+
+A_ABOVE = [0.80, 0.81, 0.82, 0.83, 0.84, 0.85, 0.86, 0.87, 0.88, 0.89]
+B_BELOW = [0.60, 0.61, 0.62, 0.63, 0.64, 0.65, 0.66, 0.67, 0.68, 0.69]
+
+
+def test_aso_orders_clearly_separated_methods():
+    # every score of A above every score of B: no quantile of A below B's, in any resample
+    assert report.aso(A_ABOVE, B_BELOW) == pytest.approx(0, abs=0.01)
+    # the reverse: below at every quantile (deepsig leaves out the first quantile, t = dt)
+    assert report.aso(B_BELOW, A_ABOVE) == pytest.approx(1, abs=0.01)
+    # the same scores: eps_W2 = 0.5, and its upper bound stays above tau both ways
+    assert report.aso(A_ABOVE, list(A_ABOVE)) >= 0.5
+    assert math.isnan(report.aso([0.7], B_BELOW))  # one score: no spread to bootstrap
+
+
+def test_aso_is_seeded_bonferroni_corrected_and_leaves_numpy_alone(monkeypatch):
+    a, b = [0.70, 0.74, 0.71, 0.76, 0.69], [0.68, 0.72, 0.66, 0.73, 0.70]
+    np.random.seed(7)
+    before = np.random.get_state()[1].copy()
+    first = report.aso(a, b, num_comparisons=3)
+    assert np.array_equal(np.random.get_state()[1], before)
+    assert report.aso(a, b, num_comparisons=3) == first
+    assert report.aso(a, b, num_comparisons=1) <= first  # a lower level: a lower (or equal) bound
+
+    seen = {}
+    monkeypatch.setattr("deepsig.aso", lambda a, b, **kw: seen.update(kw) or 0.0)
+    report.aso(a, b, num_comparisons=9)
+    assert seen["confidence_level"] == pytest.approx(1 - 0.05 / 9) and seen["num_comparisons"] == 1
+    assert seen["seed"] == 0 and seen["show_progress"] is False
