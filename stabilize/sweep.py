@@ -20,9 +20,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from stabilize import results
 
-STATUSES = ("ok", "failed", "error")
-
-
 def available_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -49,11 +46,11 @@ def default_threads() -> int | None:
 
 
 def scan(sweep_dir: Path) -> dict[Path, dict | None]:
-    """Every `results.json` under `sweep_dir`: its content, or None when it cannot be read."""
+    """Every `results.json` under `sweep_dir`: its record, or None when it cannot be read."""
     found = {}
     for path in sorted(Path(sweep_dir).rglob(results.RESULTS)):
         try:
-            found[path] = results.read(path)
+            found[path] = results.load(path)
         except (OSError, ValueError):
             found[path] = None
     return found
@@ -91,11 +88,11 @@ class SweepSummary(Callback):
         sweep_dir = self._sweep_dir(config)
         found = scan(sweep_dir) if sweep_dir.is_dir() else {}
         now = {p: r for p, r in found.items() if self._before.get(p) != _stamp(p)}
-        errored = [(p, r) for p, r in now.items() if r is not None and r.get("status") == "error"]
+        errored = [(p, r) for p, r in now.items() if r is not None and r["status"] == results.ERRORED]
         lines = [f"[stabilize] sweep {sweep_dir}",
                  f"[stabilize]   this launch:  {_counts(now.values())}",
                  f"[stabilize]   whole folder: {_counts(found.values())}"]
-        diverged = sum(1 for r in now.values() if r and results.upgrade(r)["diverged"])
+        diverged = sum(1 for r in now.values() if r and r["diverged"])
         if diverged:
             lines.append(f"[stabilize]   {diverged} run(s) of this launch diverged (status failed)")
         for p, r in errored[: self.max_listed]:
@@ -117,7 +114,7 @@ class SweepSummary(Callback):
 
 def _counts(records) -> str:
     records = list(records)
-    counts = {s: 0 for s in STATUSES}
+    counts = {s: 0 for s in results.STATUSES}
     other = 0
     for r in records:
         status = r.get("status") if r is not None else None
@@ -125,7 +122,7 @@ def _counts(records) -> str:
             counts[status] += 1
         else:
             other += 1
-    parts = [f"{counts[s]} {s}" for s in STATUSES]
+    parts = [f"{counts[s]} {s}" for s in results.STATUSES]
     if other:
         parts.append(f"{other} unreadable")
     return f"{len(records)} runs: " + ", ".join(parts)
