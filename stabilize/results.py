@@ -155,7 +155,7 @@ def finished_run(run_dir: Path, config: dict) -> dict | None:
 # Keys that change how a run is executed, not what it computes (also left out of run folder
 # names in conf/train.yaml): a sweep relaunched with another n_jobs still skips finished runs.
 RUNTIME_KEYS = (("threads",), ("verbose",), ("trainer", "enable_progress_bar"), ("data", "cache_dir"),
-                ("data", "eval_batch_size"))
+                ("data", "eval_batch_size"), ("device", "jobs_per_gpu"))
 
 
 def _identity(config):
