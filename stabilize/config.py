@@ -74,6 +74,9 @@ def _values(cfg: DictConfig) -> list[str]:
     problems = []
     if cfg.seed is not None and not (_is_int(cfg.seed) and cfg.seed >= 0):
         problems.append(f"seed: {cfg.seed!r} is not a non-negative integer (0 is valid)")
+    per_gpu = cfg.device.jobs_per_gpu
+    if not (_is_int(per_gpu) and per_gpu >= 1):
+        problems.append(f"device.jobs_per_gpu: {per_gpu!r} is not a positive integer")
     if cfg.threads is not None and not (_is_int(cfg.threads) and cfg.threads > 0):
         problems.append(f"threads: {cfg.threads!r} is not a positive integer (null: torch's choice)")
     o = cfg.optim

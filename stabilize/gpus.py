@@ -22,7 +22,6 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from stabilize.errors import ConfigError
 
 POLL_SECONDS = 0.5
 GPU_ACCELERATORS = ("auto", "gpu", "cuda")
@@ -70,9 +69,7 @@ def claim(cfg: DictConfig, device_count: int | None = None, slots_dir: Path | No
     """Yields what the Trainer's `devices` should be: `[gpu]`, whose slot is held until the block
     ends, or `cfg.trainer.devices` unchanged where no claim is needed. `device_count` (default:
     the CUDA devices visible) and `slots_dir` (default: the joblib sweep's) are for tests."""
-    per_gpu = cfg.device.jobs_per_gpu
-    if isinstance(per_gpu, bool) or not isinstance(per_gpu, int) or per_gpu < 1:
-        raise ConfigError(f"device.jobs_per_gpu: {per_gpu!r} is not a positive integer")
+    per_gpu = cfg.device.jobs_per_gpu  # checked by config.validate
     slots_dir = slots_dir or sweep_slots_dir()
     gpus = torch.cuda.device_count() if device_count is None else device_count
     if (slots_dir is None or gpus < 2 or cfg.trainer.devices != 1

@@ -24,7 +24,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from stabilize import analysis, config, console, models, results
+from stabilize import analysis, config, console, gpus, models, results
 from stabilize.data import GlueDataModule
 from stabilize.module import Diverged, FineTuner
 from stabilize.strategies.base import Strategy, method_name
@@ -47,8 +47,10 @@ class Run:
 
 
 # ------------------------------------------------------------------ 1. set up
-def set_up(cfg: DictConfig, strategies: list[Strategy], callbacks=(), module_class=FineTuner) -> Run:
-    """Seed, model, data, the module with its strategies, and the Trainer."""
+def set_up(cfg: DictConfig, strategies: list[Strategy], callbacks=(), module_class=FineTuner,
+           devices=None) -> Run:
+    """Seed, model, data, the module with its strategies, and the Trainer (on `devices`, default
+    `trainer.devices`)."""
     seed = cfg.seed if cfg.seed is not None else random.SystemRandom().randrange(2**31)
     pl.seed_everything(seed, workers=True, verbose=False)
     if cfg.threads is not None:
@@ -72,7 +74,8 @@ def set_up(cfg: DictConfig, strategies: list[Strategy], callbacks=(), module_cla
 
     loggers = [instantiate(node) for node in (cfg.get("logger") or {}).values() if node is not None]
     own = [instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node is not None]
-    trainer = pl.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True), max_steps=total_steps,
+    trainer_args = OmegaConf.to_container(cfg.trainer, resolve=True)
+    trainer = pl.Trainer(**{**trainer_args, "devices": trainer_args["devices"] if devices is None else devices}, max_steps=total_steps,
                          max_epochs=math.ceil(total_steps / steps_per_epoch),  # what the progress bar shows
                          logger=loggers or False, callbacks=[*own, *callbacks], enable_checkpointing=False,
                          num_sanity_val_steps=0, default_root_dir=cfg.paths.output_dir)
@@ -118,10 +121,11 @@ def train(cfg: DictConfig, callbacks=(), module_class=FineTuner) -> dict:
     try:
         with console.quiet(cfg.get("verbose", False)):
             strategies = config.validate(cfg)
-            run = set_up(cfg, strategies, callbacks, module_class)
-            record["seed"] = run.seed
-            fit(run)
-            record.update(score(run))
+            with gpus.claim(cfg) as devices:  # joblib on several GPUs: a slot held to the end
+                run = set_up(cfg, strategies, callbacks, module_class, devices)
+                record["seed"] = run.seed
+                fit(run)
+                record.update(score(run))
         record.update(results.verdict(record, cfg.task.get("fail_threshold")))
     except Diverged as e:
         record.update(diverged=True, reason=f"diverged: {e}")

@@ -13,6 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 from stabilize import gpus
+from stabilize.config import validate
 from stabilize.errors import ConfigError
 from tests.conftest import make_cfg
 
@@ -69,11 +70,10 @@ def test_least_loaded_gpu_first(tmp_path):
         assert after == [0]  # every slot was released
 
 
-@pytest.mark.parametrize("value", [0, -1, 1.5, True, "1"])
+@pytest.mark.parametrize("value", [0, -1, 1.5, True, "'1'"])
 def test_bad_jobs_per_gpu(tmp_path, value):
     with pytest.raises(ConfigError, match=r"^device\.jobs_per_gpu: "):
-        with gpus.claim(_cfg(jobs_per_gpu=value), device_count=2, slots_dir=tmp_path):
-            pass
+        validate(make_cfg(tmp_path, f"device.jobs_per_gpu={value}"))
 
 
 def _job(slots_dir, log, start, hold_s):
