@@ -3,5 +3,6 @@
     python -m benchmarks.run            # everything -> benchmarks/results/<date>.md (summary: RESULTS.md)
     python -m benchmarks.run --quick    # same code paths, small sizes -> benchmarks/RESULTS-quick.md
 
-See `benchmarks/run.py` for the items and `benchmarks/bare.py` for the baseline loop.
+`benchmarks/run.py` lists the items and runs them; each item is a module of `benchmarks/items/`;
+`benchmarks/bare.py` is the baseline loop and `benchmarks/session.py` the step-by-step turns.
 """

@@ -28,12 +28,11 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from transformers import get_linear_schedule_with_warmup
 
-from benchmarks.common import combine, digest
-from stabilize import metrics, models
-from stabilize.data import Collate, GlueDataModule
+from benchmarks.batches import combine, digest
+from stabilize import metrics, models, results, tasks
+from stabilize.data import Collate, TaskDataModule
 from stabilize.layers import NO_DECAY
-from stabilize.module import eval_steps
-from stabilize.tasks import TASKS
+from stabilize.evaluation import eval_steps
 
 EVAL_BATCH_SIZE = 64  # the authors' evaluation batch size
 
@@ -43,7 +42,7 @@ def settings(cfg) -> dict:
     c = OmegaConf.to_container(cfg, resolve=True)
     accel = str(c["trainer"].get("accelerator", "cpu"))
     cuda = accel in ("gpu", "cuda") or (accel == "auto" and torch.cuda.is_available())
-    return {"task": c["task"]["name"], "model": c["model"], "seed": c["seed"], "threads": c.get("threads"),
+    return {"task": c["task"], "model": c["model"], "seed": c["seed"], "threads": c.get("threads"),
             "data": {k: c["data"][k] for k in ("dir", "source", "train_size", "seed", "split_seed", "max_length")},
             "optim": c["optim"], "eval_times": c["eval"]["times"], "device": "cuda" if cuda else "cpu",
             "bf16": "bf16" in str(c["trainer"].get("precision", ""))}
@@ -58,13 +57,13 @@ def seed_all(seed: int) -> None:
 
 def setup(s: dict, cache_dir=None):
     """Seed, model, data: the same calls in the same order as `stabilize.train.train`."""
-    spec = TASKS[s["task"]]
+    spec = tasks.from_config(s["task"])
     seed_all(s["seed"])
     if s.get("threads"):
         torch.set_num_threads(s["threads"])
     model, tokenizer = models.load(OmegaConf.create(s["model"]), spec.num_labels)
     d, o = s["data"], s["optim"]
-    dm = GlueDataModule(spec.name, tokenizer, dir=d["dir"], source=d["source"], train_size=d["train_size"],
+    dm = TaskDataModule(spec, tokenizer, dir=d["dir"], source=d["source"], train_size=d["train_size"],
                         seed=d["seed"], split_seed=d["split_seed"], max_length=d["max_length"],
                         batch_size=o["batch_size"], cache_dir=cache_dir)
     dm.setup()
@@ -192,11 +191,7 @@ def main() -> None:
     args = p.parse_args()
     s = json.loads(Path(args.settings).read_text())
     record = train(s)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".results.json.tmp"
-    tmp.write_text(json.dumps(record, indent=2))
-    tmp.replace(out / "results.json")
+    results.write_json_atomic(Path(args.out) / results.RESULTS, record)
     print(f"[bare] val={record.get('val')} test={record.get('test')} test_last={record.get('test_last')} "
           f"({record['seconds']}s)")
 

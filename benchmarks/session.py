@@ -17,8 +17,12 @@ import multiprocessing as mp
 import os
 import time
 
+import pytorch_lightning as pl
+
+from benchmarks.batches import digest
+
 PRELOAD = ["torch", "pytorch_lightning", "transformers", "hydra", "stabilize.train", "benchmarks.bare",
-           "benchmarks.session"]
+           "benchmarks.probes", "benchmarks.session"]
 _CONTEXT = None
 
 
@@ -54,8 +58,6 @@ class PipeClock:
             self.tail = time.perf_counter() - self._t
 
     def gate(self, batch) -> None:
-        from benchmarks.common import digest
-
         if self.sync is not None:
             self.sync()
         now = time.perf_counter()
@@ -69,29 +71,26 @@ class PipeClock:
         self._t = time.perf_counter()
 
 
-def _step_only_finetuner():
-    from stabilize.module import FineTuner
+class GateCallback(pl.Callback):
+    """Ends a step of the participant's turn at every step start (its clock's `gate`)."""
 
-    class StepOnlyFineTuner(FineTuner):
-        """Evaluation stubbed out (labels returned as predictions): per-step items time training only."""
+    def __init__(self, clock: PipeClock):
+        self.clock = clock
 
-        def predict_split(self, split):
-            labels = self.trainer.datamodule.splits[split].labels
-            return labels.clone(), labels.clone()
-
-    return StepOnlyFineTuner
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.clock.gate(batch)
 
 
 def participant(conn, spec: dict) -> None:
-    """Child process body. spec: kind ('bare' | 'stabilize'), cfg or settings, gate_key, log, cache;
+    """Child process body. spec: kind ('bare' | 'stabilize'), cfg or settings, log, cache;
     `whole`: the full run with its evaluations (the bare loop tokenizing afresh), else training only."""
     log = open(spec["log"], "a", buffering=1)
     os.dup2(log.fileno(), 1)
     os.dup2(log.fileno(), 2)
     import torch
 
-    from benchmarks import common as C
-    from benchmarks.run import silence_libraries
+    from benchmarks.context import silence_libraries
+    from benchmarks.processes import vm_hwm
 
     silence_libraries()
     clock = PipeClock(conn, torch.cuda.synchronize if spec.get("cuda") else None)
@@ -104,12 +103,14 @@ def participant(conn, spec: dict) -> None:
             record = bare.train(spec["settings"], gate=clock.gate, evaluate=whole, sync_loss=whole,
                                 cache_dir=None if whole else spec["cache"])
         else:
-            import stabilize.train
+            from benchmarks.probes import StepOnlyFineTuner
+            from stabilize.config import register_resolvers
+            from stabilize.module import FineTuner
+            from stabilize.train import train
 
-            C._REGISTRY[spec["gate_key"]] = C.GateCallback(clock)
-            if not whole:
-                stabilize.train.FineTuner = _step_only_finetuner()
-            record = stabilize.train.train(spec["cfg"])
+            register_resolvers()  # the config comes unresolved from the parent
+            record = train(spec["cfg"], callbacks=[GateCallback(clock)],
+                           module_class=FineTuner if whole else StepOnlyFineTuner)
             if record.get("status") == "error":
                 error = record.get("error")
     except BaseException as e:  # reported to the parent
@@ -119,7 +120,7 @@ def participant(conn, spec: dict) -> None:
     scores["history"] = [h["val"] for h in record.get("history") or []]
     conn.send(("done", {"intervals": clock.intervals, "digests": clock.digests, "error": error,
                         "setup": clock.setup, "tail": clock.tail, "scores": scores,
-                        "peak_rss_mib": C._vm_hwm(os.getpid())}))
+                        "peak_rss_mib": vm_hwm(os.getpid())}))
     conn.close()
 
 

@@ -199,15 +199,13 @@ def test_whole_run_matches_the_bare_loop(tmp_path, one_thread):
     per-step sync) and the benchmark's hand-written loop (random-order evaluation, fresh tokens,
     `.item()` per step) give the same scores. STS-B: a continuous score, so a tie cannot hide a gap."""
     from benchmarks import bare
-    from benchmarks.common import add_callback
+    from benchmarks.probes import RunProbe
     from stabilize.train import train
 
     # a wide initialization: the tiny model's predictions then spread, and Spearman is not float noise
     overrides = ["task=stsb", "data.train_size=64", "optim.batch_size=16", "optim.max_steps=6", "eval.times=3",
                  "optim.lr=1e-4", "+model.random_config.initializer_range=0.5"]
-    cfg = make_cfg(tmp_path / "stabilize", *overrides)
-    add_callback(cfg, "probe", "benchmarks.common.RunProbe", path=str(tmp_path / "probe.json"))
-    ours = train(cfg)
+    ours = train(make_cfg(tmp_path / "stabilize", *overrides), callbacks=[RunProbe(tmp_path / "probe.json")])
     assert ours["status"] in ("ok", "failed"), ours.get("error")
     theirs = bare.train(bare.settings(make_cfg(tmp_path / "bare", *overrides)))
     assert json.loads((tmp_path / "probe.json").read_text())["batches"] == theirs["batches"]  # same batches
