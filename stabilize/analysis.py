@@ -7,6 +7,8 @@ from stabilize import layers
 
 
 def snapshot(model) -> dict[str, torch.Tensor]:
+    """The start weights, on the CPU; refuses a model without one block per layer (ALBERT)."""
+    layers.check(model, "analysis.weight_change")
     return {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters()}
 
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from transformers import get_linear_schedule_with_warmup
 
-from stabilize import metrics
+from stabilize import metrics, models
 from stabilize.layers import NO_DECAY
 from stabilize.strategies.base import Strategy
 from stabilize.tasks import TaskSpec
@@ -59,8 +59,8 @@ class FineTuner(pl.LightningModule):
 
     # ------------------------------------------------------------ training
     def forward(self, batch: dict):
-        return self.model(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
-                          attention_mask=batch["attention_mask"])
+        segments = {"token_type_ids": batch["token_type_ids"]} if models.takes_token_types(self.model) else {}
+        return self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **segments)
 
     def task_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.spec.is_regression:

@@ -28,6 +28,7 @@ class GradientMonitor(pl.Callback):
 
     def on_fit_start(self, trainer, pl_module):
         model = pl_module.model
+        layers.check(model, "callbacks.grad_monitor")
         self.names = [n for n, _ in model.named_parameters()]
         self.layer_names = layers.ordered_layers(model)
         layer_index = {layer: i for i, layer in enumerate(self.layer_names)}

@@ -6,14 +6,13 @@ from pathlib import Path
 import pytest
 import torch
 from omegaconf import OmegaConf
-from transformers import (AutoModelForSequenceClassification, BertConfig, RobertaConfig,
-                          RobertaForSequenceClassification)
+from transformers import AutoModelForSequenceClassification, BertConfig
 
 from stabilize import layers, models
 from stabilize.errors import ConfigError
 from stabilize.module import FineTuner
 from stabilize.strategies import (ComponentWiseClipping, GradualUnfreezing, Intermediate, LayerwiseLRDecay,
-                                  MixLinear, Mixout, PriorWeightDecay, ReInit, build_method)
+                                  MixLinear, Mixout, PriorWeightDecay, build_method)
 from stabilize.strategies.base import method_name
 from stabilize.strategies.component_clip import clip_per_tensor
 from stabilize.tasks import TASKS
@@ -46,57 +45,6 @@ def batch(n=4, length=8, vocab=100):
             "token_type_ids": torch.zeros(n, length, dtype=torch.long),
             "attention_mask": torch.ones(n, length, dtype=torch.long),
             "labels": torch.tensor([0, 1] * (n // 2))}
-
-
-# ------------------------------------------------------------------ ReInit
-@pytest.mark.parametrize("num_layers", [0, 1, 3])
-def test_reinit_changes_exactly_top_blocks_and_pooler(num_layers):
-    model = tiny_model(layers_=4)
-    before = params(model)
-    module_with(ReInit(num_layers=num_layers), model=model)
-    top = {f"layer.{i}" for i in range(4 - num_layers, 4)} | {"pooler"}
-    for name, p in model.named_parameters():
-        changed = not torch.equal(p, before[name])
-        layer = layers.layer_of(model, name)
-        if layer in top and not name.endswith(("LayerNorm.weight", "LayerNorm.bias", ".bias")):
-            assert changed, name
-        if layer not in top:
-            assert not changed, name
-
-
-def test_reinit_draws_from_the_paper_distribution():
-    model = tiny_model(layers_=2, hidden=128)
-    with torch.no_grad():  # make the "pre-trained" values distinguishable from a fresh init
-        for p in model.parameters():
-            p.fill_(0.5)
-    module_with(ReInit(num_layers=1), model=model)
-    block = layers.blocks(model)[1]
-    weights = torch.cat([m.weight.flatten() for m in block.modules() if isinstance(m, torch.nn.Linear)])
-    assert abs(weights.std().item() - 0.02) < 0.002 and abs(weights.mean().item()) < 0.002
-    for m in block.modules():
-        if isinstance(m, torch.nn.Linear):
-            assert torch.all(m.bias == 0)
-        if isinstance(m, torch.nn.LayerNorm):
-            assert torch.all(m.weight == 1) and torch.all(m.bias == 0)
-    assert torch.all(layers.blocks(model)[0].attention.self.query.weight == 0.5)  # below: untouched
-    assert model.bert.pooler.dense.weight.std().item() == pytest.approx(0.02, rel=0.1)
-
-
-def test_reinit_more_layers_than_model_names_the_key():
-    with pytest.raises(ConfigError, match=r"method\.strategies\.strategy\.num_layers"):
-        module_with(ReInit(num_layers=5), model=tiny_model(layers_=4))
-
-
-def test_reinit_on_a_model_without_pooler():
-    config = RobertaConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                           intermediate_size=64, num_labels=2)
-    model = RobertaForSequenceClassification(config)
-    before = params(model)
-    module_with(ReInit(num_layers=1), model=model)
-    assert not torch.equal(model.roberta.encoder.layer[1].attention.self.query.weight,
-                           before["roberta.encoder.layer.1.attention.self.query.weight"])
-    assert torch.equal(model.roberta.encoder.layer[0].attention.self.query.weight,
-                       before["roberta.encoder.layer.0.attention.self.query.weight"])
 
 
 # ------------------------------------------------------------------ Mixout

@@ -101,8 +101,8 @@ def build_method(method_cfg: DictConfig) -> list[Strategy]:
             continue
         try:
             strategy = instantiate(node, _convert_="all")
-        except Exception as e:  # the class's own checks, e.g. a negative probability
-            problems.append(f"{where}: {e}")
+        except Exception as e:  # the class's own checks, e.g. a negative probability (hydra wraps them)
+            problems.append(f"{where}: {e.__cause__ or e}")
             continue
         strategy.key = key
         strategies.append(strategy)

@@ -19,6 +19,9 @@ class GradualUnfreezing(Strategy):
         self.stages: list[dict] = []
         self.extra_steps = 0
 
+    def setup(self, module):
+        layers.check(module.model, f"method.strategies.{self.key}")
+
     def training_steps(self, module, steps_per_epoch, steps):
         self.extra_steps = len(layers.blocks(module.model)) * self.epochs_per_stage * steps_per_epoch
         return steps + self.extra_steps

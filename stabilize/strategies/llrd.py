@@ -1,8 +1,9 @@
 """Layer-wise learning-rate decay (study A, section 5).
 
 Head and pooler at lr, the top block at lr * decay, each block below multiplied by decay
-again, embeddings lowest (lr * decay^(L+1)). Existing groups (e.g. the weight-decay split)
-are split further by layer, keeping their other settings.
+again, embeddings lowest (lr * decay^(L+1)); `stabilize.layers` says which tensor is where.
+Existing groups (e.g. the weight-decay split) are split further by layer, keeping their other
+settings.
 """
 from stabilize import layers
 from stabilize.strategies.base import Strategy
@@ -18,6 +19,9 @@ class LayerwiseLRDecay(Strategy):
         if not 0 < decay <= 1:
             raise ValueError(f"decay must be in (0, 1], got {decay!r}")
         self.decay = decay
+
+    def setup(self, module):
+        layers.check(module.model, f"method.strategies.{self.key}")
 
     def param_groups(self, module, groups):
         model = module.model

@@ -2,7 +2,9 @@
 
 With M ~ Bernoulli(1 - p), one draw per input unit (a weight column), fresh at every forward:
 W~ = ((1 - M) W0 + M W - p W0) / (1 - p) = W0 + M (W - W0) / (1 - p), so E[W~] = W and the
-gradient flows through M W only. Evaluation uses W. Dropout is set to 0 while Mixout is on.
+gradient flows through M W only. Evaluation uses W. Dropout is set to 0 while Mixout is on:
+the nn.Dropout modules, and the rates that attention kernels read from a float attribute
+(ModernBERT's `attention_dropout`). Every family's Linear layers are replaced, head included.
 """
 import torch
 import torch.nn.functional as F
@@ -46,5 +48,12 @@ class Mixout(Strategy):
             for name, child in list(parent.named_children()):
                 if type(child) is nn.Linear:
                     setattr(parent, name, MixLinear(child, self.p))
-                elif isinstance(child, nn.Dropout):
-                    child.p = 0.0
+        dropout_off(model)
+
+
+def dropout_off(model: nn.Module) -> None:
+    for m in model.modules():
+        if isinstance(m, nn.Dropout):
+            m.p = 0.0
+        for attr in [a for a, v in vars(m).items() if a.endswith("dropout") and isinstance(v, float)]:
+            setattr(m, attr, 0.0)

@@ -1,8 +1,9 @@
 """Pre-trained weight decay (L2-SP, Wiese et al.; study A, section 5).
 
 After each optimizer step, p <- p - lr * strength * (p - p0) with p0 the weights at the start
-of fine-tuning, for every weight except biases, LayerNorm and the new head (it has no
-pre-trained value). `lr` is the parameter's current, scheduled learning rate.
+of fine-tuning, for every weight except biases, norm layers and the new head (it has no
+pre-trained value); `stabilize.layers` names them for every family. `lr` is the parameter's
+current, scheduled learning rate.
 """
 import torch
 
@@ -20,6 +21,7 @@ class PriorWeightDecay(Strategy):
 
     def setup(self, module):
         model = module.model
+        layers.check(model, f"method.strategies.{self.key}")
         self.prior = {p: p.detach().clone() for name, p in model.named_parameters()
                       if not name.endswith(NO_DECAY) and layers.layer_of(model, name) != "head"}
 
