@@ -1,9 +1,11 @@
 """The LightningModule: a HF sequence classifier trained with the strategies of a method.
 
 Evaluation follows study A's released code: `eval.times` evaluations evenly spaced over
-training, the best validation state kept as a CPU copy in memory (no checkpoint files),
-and after training both the last and the best state scored on the test half.
+training (or `eval.per_epoch` in every epoch, and optional early stopping: stabilize.evaluation),
+the best validation state kept as a CPU copy in memory (no checkpoint files), and after
+training both the last and the best state scored on the test half.
 """
+import itertools
 import math
 
 import pytorch_lightning as pl
@@ -12,6 +14,7 @@ import torch.nn.functional as F
 from transformers import get_linear_schedule_with_warmup
 
 from stabilize import metrics, models
+from stabilize.evaluation import EvalPlan, eval_steps, evaluated_weights, keep_evaluation_weights  # noqa: F401
 from stabilize.layers import NO_DECAY
 from stabilize.strategies.base import Strategy
 from stabilize.tasks import TaskSpec
@@ -32,17 +35,14 @@ def default_param_groups(model: torch.nn.Module, weight_decay: float) -> list[di
     return [g for g in (decay, no_decay) if g["params"]]
 
 
-def eval_steps(total_steps: int, times: int) -> list[int]:
-    """`times` steps evenly spaced over training, the last one at the end."""
-    return sorted({max(1, round(total_steps * (i + 1) / times)) for i in range(times)})
-
-
 class FineTuner(pl.LightningModule):
-    def __init__(self, model, spec: TaskSpec, strategies: list[Strategy], optim, eval_times: int = 10):
+    def __init__(self, model, spec: TaskSpec, strategies: list[Strategy], optim, eval_times: int | None = 10,
+                 eval_per_epoch: int | None = None, patience: int | None = None):
         super().__init__()
         self.model, self.spec, self.strategies, self.optim = model, spec, strategies, optim
-        self.eval_times = eval_times
+        self.evaluation = EvalPlan(eval_times, eval_per_epoch, patience).check()
         self.total_steps, self.eval_at = 0, set()
+        self.stopped_early_at: int | None = None  # the step of the evaluation that ended the run early
         self.history: list[dict] = []
         self.best: dict | None = None  # {"step", "select", "val", "state"}
         self._nonfinite = torch.zeros((), dtype=torch.bool)
@@ -54,7 +54,7 @@ class FineTuner(pl.LightningModule):
         """Fix the run's length (strategies may extend it) and the evaluation steps."""
         for s in self.strategies:
             steps = s.training_steps(self, steps_per_epoch, steps)
-        self.total_steps, self.eval_at = steps, set(eval_steps(steps, self.eval_times))
+        self.total_steps, self.eval_at = steps, self.evaluation.steps(steps, steps_per_epoch)
         return steps
 
     # ------------------------------------------------------------ training
@@ -78,6 +78,17 @@ class FineTuner(pl.LightningModule):
         self.log("train/loss", loss.detach(), on_step=True)  # not on the bar: no host sync per step
         return loss
 
+    def train_batches(self, epochs: float = 1.0):
+        """`epochs` passes over the training data (a fresh shuffle each), batches on the model's device."""
+        loader = self.trainer.datamodule.train_dataloader()
+        for batch in itertools.islice(itertools.chain.from_iterable(itertools.repeat(loader)),
+                                      round(epochs * len(loader))):
+            yield {k: v.to(self.device) for k, v in batch.items()}
+
+    def on_train_start(self):
+        for s in self.strategies:
+            s.on_train_start(self)
+
     def on_train_epoch_start(self):
         for s in self.strategies:
             s.on_train_epoch_start(self, self.current_epoch)
@@ -87,11 +98,10 @@ class FineTuner(pl.LightningModule):
             s.before_optimizer_step(self, optimizer)
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
-        for s in self.strategies:
-            if s.clip_gradients(self, optimizer):
-                return
-        if self.optim.clip_norm:
+        if not any(s.clip_gradients(self, optimizer) for s in self.strategies) and self.optim.clip_norm:
             self.clip_gradients(optimizer, gradient_clip_val=self.optim.clip_norm, gradient_clip_algorithm="norm")
+        for s in self.strategies:
+            s.after_clipping(self, optimizer)
 
     def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None):
         optimizer.step(closure=optimizer_closure)
@@ -110,6 +120,8 @@ class FineTuner(pl.LightningModule):
                                           eps=self.optim.eps, weight_decay=self.optim.weight_decay)
         warmup = math.ceil(self.optim.warmup_ratio * self.total_steps)
         scheduler = get_linear_schedule_with_warmup(optimizer, warmup, self.total_steps)
+        for s in self.strategies:
+            scheduler = s.lr_scheduler(self, optimizer, scheduler)
         n_decay = sum(len(g["params"]) for g in groups if g.get("weight_decay"))
         print(f"optimizer: {type(optimizer).__name__}, {len(groups)} parameter groups, "
               f"{n_decay} tensors decayed, {sum(len(g['params']) for g in groups) - n_decay} not; "
@@ -123,14 +135,21 @@ class FineTuner(pl.LightningModule):
             return
         if bool(self._nonfinite):
             raise Diverged(f"training loss is not finite by step {step}")
-        preds, labels = self.predict_split("val")
-        select = metrics.score(self.spec.select_metric, preds, labels)
-        val = metrics.score(self.spec.metric, preds, labels)
-        self.history.append({"step": step, "val": val, self.spec.select_metric: select})
-        self.log(f"val/{self.spec.metric}", val)
-        if self.best is None or select > self.best["select"]:
-            state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
-            self.best = {"step": step, "select": select, "val": val, "state": state}
+        with evaluated_weights(self):
+            preds, labels = self.predict_split("val")
+            select = metrics.score(self.spec.select_metric, preds, labels)
+            val = metrics.score(self.spec.metric, preds, labels)
+            self.history.append({"step": step, "val": val, self.spec.select_metric: select})
+            self.log(f"val/{self.spec.metric}", val)
+            if self.best is None or select > self.best["select"]:
+                state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+                self.best = {"step": step, "select": select, "val": val, "state": state}
+        if step < self.total_steps and self.evaluation.stale(self.history, self.best["step"]):
+            self.stopped_early_at = step
+            self.trainer.should_stop = True
+
+    def on_train_end(self):
+        keep_evaluation_weights(self)
 
     @torch.inference_mode()
     def predict_split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -27,22 +27,22 @@ def test_user_strategy_from_own_module_and_config(tmp_path):
                 Path(self.marker).write_text(str(self.scale))
     '''))
     (tmp_path / "conf" / "method").mkdir(parents=True)
-    (tmp_path / "conf" / "method" / "noisytune.yaml").write_text(textwrap.dedent(f'''
+    (tmp_path / "conf" / "method" / "my_noisytune.yaml").write_text(textwrap.dedent(f'''
         # @package _global_
         method:
-          parts: {{noisytune: true}}
+          parts: {{my_noisytune: true}}
           strategies:
-            noisytune:
+            my_noisytune:
               _target_: my_methods.NoisyTune
               scale: 0.3
               marker: {tmp_path / "marker.txt"}
     '''))
-    cmd = [sys.executable, "-m", "stabilize.train", "method=noisytune", *TINY,
+    cmd = [sys.executable, "-m", "stabilize.train", "method=my_noisytune", *TINY,
            f"hydra.searchpath=[file://{tmp_path / 'conf'}]", f"hydra.run.dir={tmp_path / 'run'}",
            f"data.cache_dir={tmp_path / 'cache'}"]
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     record = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert record["method"] == "noisytune" and record["status"] in ("ok", "failed")
+    assert record["method"] == "my_noisytune" and record["status"] in ("ok", "failed")
     assert (tmp_path / "marker.txt").read_text() == "0.3"  # the hook ran, with the YAML's value

@@ -4,16 +4,28 @@ Every hook is a no-op here; a strategy overrides only the hooks its method needs
 training module calls the hooks of all strategies in the order the method lists them
 (the order of the keys under `method.strategies`), at these points:
 
-    setup                 once, after the pre-trained model is loaded (ReInit, Mixout, ...)
+    setup                 once, after the pre-trained model is loaded (ReInit, Mixout, NoisyTune, LoRA, ...)
     training_steps        may change the run's length in optimizer steps (GradualUnfreezing)
     param_groups          when the optimizer is built; each strategy may re-split the groups
     build_optimizer       the last strategy returning an optimizer wins; default AdamW
-    loss                  extra loss terms added to the task loss
+    lr_scheduler          right after, given the schedule so far (default: warmup, then linear
+                          decay); each strategy may wrap or replace it (SWA's SWALR phase)
+    on_train_start        once, before the first batch: the model on its device, the optimizer
+                          built; `module.train_batches(epochs)` gives passes over the training
+                          data (ChildTuning-D's Fisher information, LP-FT's linear probe)
+    loss                  extra loss terms added to the task loss (R3F)
     before_optimizer_step after backward (and AMP unscaling), before clipping
     clip_gradients        the first strategy returning True replaces global-norm clipping
-    after_optimizer_step  after every optimizer step (PriorWeightDecay)
+    after_clipping        after clipping, right before the optimizer step (ChildTuning's masks)
+    after_optimizer_step  after every optimizer step (PriorWeightDecay, EMA, SWA)
     on_train_epoch_start  at each epoch boundary (GradualUnfreezing)
+    evaluation_weights    at every evaluation and when training ends: weights that evaluation,
+                          the kept best state and the test scores use instead of the trained
+                          ones (EMA, SWA); the last answer wins, and the model keeps it at the end
     results               extra keys for `results.json`
+
+A strategy that cannot work beside another names that class in `incompatible_with`, with the
+reason; `build_method` refuses the pair (LoRA with ReInit, say).
 """
 import inspect
 
@@ -28,6 +40,7 @@ class Strategy:
     """A stabilization method, or one part of it. Subclass and override hooks."""
 
     key = "strategy"  # the config key it was built from, for error messages
+    incompatible_with: dict[type, str] = {}  # class -> why the two cannot be combined
 
     def setup(self, module) -> None:
         """Change the model once after loading; `module.model` is the HF classifier."""
@@ -44,6 +57,13 @@ class Strategy:
         """Return an optimizer to replace the default AdamW, or None."""
         return None
 
+    def lr_scheduler(self, module, optimizer, scheduler):
+        """Return the learning-rate schedule, given the one so far (stepped every optimizer step)."""
+        return scheduler
+
+    def on_train_start(self, module) -> None:
+        """Called once before the first batch."""
+
     def loss(self, module, batch: dict, outputs) -> torch.Tensor | None:
         """Return a term to add to the loss, or None."""
         return None
@@ -55,18 +75,27 @@ class Strategy:
         """Clip the gradients and return True to replace global-norm clipping."""
         return False
 
+    def after_clipping(self, module, optimizer) -> None:
+        """Called with the clipped gradients, right before the optimizer step."""
+
     def after_optimizer_step(self, module, optimizer) -> None:
         """Called after every optimizer step."""
 
     def on_train_epoch_start(self, module, epoch: int) -> None:
         """Called at the start of every training epoch."""
 
+    def evaluation_weights(self, module) -> dict[str, torch.Tensor] | None:
+        """Tensors (state-dict names) to evaluate with instead of the trained ones, or None."""
+        return None
+
     def results(self, module) -> dict:
         """Extra entries for `results.json`."""
         return {}
 
-    def error(self, field: str, message: str) -> ConfigError:
-        return ConfigError(f"method.strategies.{self.key}.{field}: {message}")
+    def error(self, field: str | None, message: str) -> ConfigError:
+        """A ConfigError naming `method.strategies.<key>.<field>` (the strategy's key when field is None)."""
+        where = f"method.strategies.{self.key}" + (f".{field}" if field else "")
+        return ConfigError(f"{where}: {message}")
 
 
 def build_method(method_cfg: DictConfig) -> list[Strategy]:
@@ -106,9 +135,25 @@ def build_method(method_cfg: DictConfig) -> list[Strategy]:
             continue
         strategy.key = key
         strategies.append(strategy)
+    problems.extend(conflicts(strategies))
     if problems:
         raise ConfigError(*problems)
     return strategies
+
+
+def conflicts(strategies: list[Strategy]) -> list[str]:
+    """One line for each pair of strategies that `incompatible_with` says cannot work together."""
+    found = []
+    for i, a in enumerate(strategies):
+        for b in strategies[i + 1:]:
+            why = _reason(a, b) or _reason(b, a)
+            if why:
+                found.append(f"method.strategies.{b.key}: cannot be combined with method.strategies.{a.key}: {why}")
+    return found
+
+
+def _reason(a: Strategy, b: Strategy) -> str | None:
+    return next((why for cls, why in a.incompatible_with.items() if isinstance(b, cls)), None)
 
 
 def method_name(method_cfg: DictConfig) -> str:
