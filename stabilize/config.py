@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from stabilize import sweep, tasks
 from stabilize.errors import ConfigError
+from stabilize.evaluation import EvalPlan
 from stabilize.strategies.base import Strategy, build_method
 
 
@@ -90,9 +91,8 @@ def _values(cfg: DictConfig) -> list[str]:
         problems.append(f"optim.batch_size: {o.batch_size!r} is not a positive integer")
     if not (isinstance(o.warmup_ratio, (int, float)) and 0 <= o.warmup_ratio < 1):
         problems.append(f"optim.warmup_ratio: {o.warmup_ratio!r} is not in [0, 1)")
-    if not (_is_int(cfg.eval.times) and cfg.eval.times > 0):
-        problems.append(f"eval.times: {cfg.eval.times!r} is not a positive integer")
-    return problems
+    e = cfg.eval
+    return problems + EvalPlan(e.times, e.get("per_epoch"), e.get("patience")).problems()
 
 
 def _model(cfg: DictConfig) -> list[str]:

@@ -12,6 +12,7 @@ tests read the names from here. A run is *failed* when (checked in this order):
 
 Study B's failed run is separate: `below_threshold` is true when the test score is at most
 the task's `fail_threshold` (Yang & Ma 2022, section 4), null when the task sets none.
+Strategies add keys of their own (their `results` hook), e.g. `trainable_fraction` (LoRA, BitFit).
 """
 import json
 import os
@@ -50,6 +51,7 @@ KEYS = {
     "diverged": "the training loss became NaN or infinite",
     "below_threshold": "study B: test <= task.fail_threshold (null without a threshold)",
     "history": "list of {step, val, <select metric>} evaluations",
+    "stopped_early_at": "step of the evaluation that ended the run early (eval.patience), else null",
     "steps": "optimizer steps taken", "epochs": "epochs taken", "seconds": "wall time",
     "config": "the fully resolved config", "versions": "package versions",
 }

@@ -66,7 +66,8 @@ def set_up(cfg: DictConfig, strategies: list[Strategy], callbacks=(), module_cla
     train_rows = datamodule.splits["train"]
     accumulate = cfg.trainer.get("accumulate_grad_batches", 1)
     steps_per_epoch = math.ceil(math.ceil(len(train_rows) / cfg.optim.batch_size) / accumulate)
-    module = module_class(model, spec, strategies, cfg.optim, cfg.eval.times)  # strategies' setup
+    module = module_class(model, spec, strategies, cfg.optim, cfg.eval.times, cfg.eval.per_epoch,
+                          cfg.eval.patience)  # runs the strategies' setup
     total_steps = module.plan(steps_per_epoch, cfg.optim.max_steps or steps_per_epoch * cfg.optim.max_epochs)
     print(f"[stabilize] {spec.name}: {len(train_rows)} train / {len(datamodule.splits['val'])} val / "
           f"{len(datamodule.splits['test'])} test rows, {int(train_rows.lengths.sum())} train tokens per epoch; "
@@ -140,7 +141,7 @@ def train(cfg: DictConfig, callbacks=(), module_class=FineTuner) -> dict:
     finally:
         if run is not None:
             record.update(steps=run.trainer.global_step, epochs=run.trainer.global_step / run.steps_per_epoch,
-                          history=run.module.history)
+                          history=run.module.history, stopped_early_at=run.module.stopped_early_at)
         record["seconds"] = round(time.time() - start, 2)
         results.write_json_atomic(run_dir / results.RESULTS, record)
     print(summary_line(record, run_dir))
