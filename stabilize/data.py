@@ -1,12 +1,12 @@
-"""GLUE data as study A uses it: read, split dev in half, down-sample, tokenize once, batch.
+"""A task's data as study A uses it: read, split dev in half, down-sample, tokenize once, batch.
 
 Protocol (Zhang et al. 2021, section 3 and their released code): the dev set is split per
-class (per score bin for STS-B) with a fixed split seed, first half validation, second half
-test; training data larger than `train_size` is down-sampled class-balanced with `data.seed`,
-so the training `seed` varies only the training randomness.
+class (per integer score bin for regression) with a fixed split seed, first half validation,
+second half test; training data larger than `train_size` is down-sampled class-balanced with
+`data.seed`, so the training `seed` varies only the training randomness. The config's values
+are checked in `tasks.check`; here only what needs the rows (a class too small to split).
+Tokenizing and its cache: tokens.py.
 """
-import csv
-import hashlib
 import math
 from pathlib import Path
 
@@ -14,63 +14,30 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from stabilize import readers
 from stabilize.errors import ConfigError, DataError
-from stabilize.tasks import TASKS, TaskSpec
-
-VENDORED_DIR = Path(__file__).parent / "glue"
-_CACHE_FORMAT = 1
-_memory_cache: dict[str, dict] = {}  # tokenized files kept for the next run of a multirun
-
-
-# ---------------------------------------------------------------- reading
-
-def read_tsv(path: Path, spec: TaskSpec) -> tuple[list[str], list[str] | None, np.ndarray]:
-    """Rows of one GLUE TSV file as (text_a, text_b, labels); quoting off, BOM stripped."""
-    if not path.is_file():
-        raise DataError(f"{path}: no such file (set data.dir to the folder holding {spec.folder}/)")
-    text_a, text_b, labels = [], [], []
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        for lineno, row in enumerate(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE), 1):
-            if spec.header and lineno == 1:
-                continue
-            if len(row) != spec.n_columns:
-                raise DataError(f"{path}:{lineno}: expected {spec.n_columns} tab-separated columns, "
-                                f"found {len(row)}")
-            text_a.append(row[spec.text_a])
-            if spec.text_b is not None:
-                text_b.append(row[spec.text_b])
-            labels.append(_parse_label(row[spec.label], spec, path, lineno))
-    dtype = np.float32 if spec.is_regression else np.int64
-    return text_a, (text_b if spec.text_b is not None else None), np.asarray(labels, dtype=dtype)
-
-
-def _parse_label(value: str, spec: TaskSpec, path: Path, lineno: int):
-    if spec.is_regression:
-        try:
-            return float(value)
-        except ValueError:
-            raise DataError(f"{path}:{lineno}: score {value!r} is not a number") from None
-    if value not in spec.labels:
-        raise DataError(f"{path}:{lineno}: label {value!r} is not one of {list(spec.labels)}")
-    return spec.labels.index(value)
-
-
-def read_hub(spec: TaskSpec, split: str):
-    """The same rows from the `nyu-mll/glue` hub data set (needs network)."""
-    import datasets
-
-    ds = datasets.load_dataset("nyu-mll/glue", spec.hub_name, split=split)
-    cols = ("sentence", None) if spec.text_b is None else ("sentence1", "sentence2")
-    dtype = np.float32 if spec.is_regression else np.int64
-    return (list(ds[cols[0]]), list(ds[cols[1]]) if cols[1] else None,
-            np.asarray(ds["label"], dtype=dtype))
+from stabilize.tasks import TaskSpec, data_dir
+from stabilize.tokens import TOKEN_CACHE, Encoded, TokenCache
 
 
 # ---------------------------------------------------------------- splitting
 
 def strata(labels: np.ndarray, spec: TaskSpec) -> np.ndarray:
-    """Classes, or integer score bins for STS-B."""
+    """Classes, or integer score bins for regression (STS-B's 0-5)."""
     return np.rint(labels).astype(np.int64) if spec.is_regression else labels
+
+
+def check_dev(labels: np.ndarray, spec: TaskSpec, where: str) -> None:
+    """DataError unless every class has a dev row for the validation half and one for the test half."""
+    if spec.is_regression:
+        if len(labels) < 2:
+            raise DataError(f"{where}: {len(labels)} dev row(s); the validation and the test half need one each")
+        return
+    counts = np.bincount(labels, minlength=spec.num_labels)
+    short = [f"{spec.labels[c]!r} has {n}" for c, n in enumerate(counts) if n < 2]
+    if short:
+        raise DataError(f"{where}: too few dev rows to give every class a validation and a test row: "
+                        f"{', '.join(short)}")
 
 
 def split_dev(labels: np.ndarray, spec: TaskSpec, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -87,13 +54,12 @@ def split_dev(labels: np.ndarray, spec: TaskSpec, seed: int) -> tuple[np.ndarray
     return np.sort(np.concatenate(val)), np.sort(np.concatenate(test))
 
 
-def subsample(labels: np.ndarray, spec: TaskSpec, size, seed: int) -> np.ndarray:
-    """Indices of a training subset of `size` rows, class-balanced (`size // n_labels` a class)."""
+def subsample(labels: np.ndarray, spec: TaskSpec, size: int | str, seed: int) -> np.ndarray:
+    """Indices of a training subset of `size` rows (or all, 'full'), class-balanced: `size // k`
+    rows of each of the k classes, one more for the first `size % k`."""
     n = len(labels)
     if size == "full":
         return np.arange(n)
-    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
-        raise ConfigError(f"data.train_size: {size!r} is neither a positive integer nor 'full'")
     if size > n:
         raise ConfigError(f"data.train_size: {size} is larger than the {n} training rows of "
                           f"{spec.name} (use 'full' to keep all)")
@@ -112,84 +78,9 @@ def subsample(labels: np.ndarray, spec: TaskSpec, size, seed: int) -> np.ndarray
     return np.sort(np.concatenate(picks))
 
 
-# ---------------------------------------------------------------- tokenizing
-
-class Encoded:
-    """Token ids of many rows as flat tensors and offsets (cheap to cache and to slice)."""
-
-    def __init__(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor, offsets: torch.Tensor):
-        self.input_ids, self.token_type_ids, self.offsets = input_ids, token_type_ids, offsets
-
-    @property
-    def lengths(self) -> torch.Tensor:
-        return self.offsets[1:] - self.offsets[:-1]
-
-    def row(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        a, b = self.offsets[i], self.offsets[i + 1]
-        return self.input_ids[a:b], self.token_type_ids[a:b]
-
-    def state(self) -> dict:
-        return {"input_ids": self.input_ids, "token_type_ids": self.token_type_ids, "offsets": self.offsets}
-
-
-def encode(tokenizer, text_a, text_b, max_length: int) -> Encoded:
-    out = tokenizer(text_a, text_b, truncation=True, max_length=max_length,
-                    return_token_type_ids=True, return_attention_mask=False)
-    lengths = torch.tensor([len(x) for x in out["input_ids"]], dtype=torch.int64)
-    offsets = torch.zeros(len(lengths) + 1, dtype=torch.int64)
-    torch.cumsum(lengths, 0, out=offsets[1:])
-    flat = lambda key: torch.tensor([t for row in out[key] for t in row], dtype=torch.int32)  # noqa: E731
-    return Encoded(flat("input_ids"), flat("token_type_ids"), offsets)
-
-
-def tokenizer_fingerprint(tokenizer) -> str:
-    """What makes two tokenizers produce the same ids: class, vocabulary and special tokens.
-
-    A fast tokenizer keeps the truncation and padding settings of its last call in its
-    backend; they are left out, else the key would change after the first file is tokenized
-    and the next run of a multirun would miss the cache.
-    """
-    h = hashlib.sha256(type(tokenizer).__name__.encode())
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        truncation, padding = backend.truncation, backend.padding
-        backend.no_truncation()
-        backend.no_padding()
-        try:
-            h.update(backend.to_str().encode())
-        finally:  # put back what the tokenizer's next call expects to find
-            if truncation is not None:
-                backend.enable_truncation(**truncation)
-            if padding is not None:
-                backend.enable_padding(**padding)
-    else:
-        h.update(repr(sorted(tokenizer.get_vocab().items())).encode())
-    return h.hexdigest()[:16]
-
-
-def cached_encode(tokenizer, text_a, text_b, max_length: int, source_key: str, cache_dir: Path | None) -> Encoded:
-    """Tokenize a whole file once per (file, tokenizer, max length); memory then disk cache."""
-    key = hashlib.sha256(f"{_CACHE_FORMAT}|{source_key}|{tokenizer_fingerprint(tokenizer)}|{max_length}"
-                         .encode()).hexdigest()[:24]
-    if key in _memory_cache:
-        return Encoded(**_memory_cache[key])
-    path = cache_dir / f"{key}.pt" if cache_dir is not None else None
-    if path is not None and path.is_file():
-        state = torch.load(path, weights_only=True)
-    else:
-        state = encode(tokenizer, text_a, text_b, max_length).state()
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".tmp{id(state)}")
-            torch.save(state, tmp)
-            tmp.replace(path)
-    _memory_cache[key] = state
-    return Encoded(**state)
-
-
 # ---------------------------------------------------------------- batching
 
-class GlueSplit(torch.utils.data.Dataset):
+class Split(torch.utils.data.Dataset):
     """Rows `indices` of an encoded file, with their labels."""
 
     def __init__(self, encoded: Encoded, labels: np.ndarray, indices: np.ndarray):
@@ -249,47 +140,49 @@ class GroupedByLengthSampler(torch.utils.data.Sampler):
             yield batches[b]
 
 
-class GlueDataModule(pl.LightningDataModule):
+class TaskDataModule(pl.LightningDataModule):
     """Train / validation / test splits of one task, tokenized with the model's tokenizer."""
 
-    def __init__(self, task: str, tokenizer, dir: str | None = None, source: str = "tsv",
-                 train_size="full", seed: int = 0, split_seed: int = 42, max_length: int = 128,
+    def __init__(self, spec: TaskSpec, tokenizer, dir: str | None = None, source: str = "files",
+                 train_size: int | str = "full", seed: int = 0, split_seed: int = 42, max_length: int = 128,
                  batch_size: int = 32, eval_batch_size: int = 32, group_by_length: bool = False,
-                 cache_dir: str | None = None):
+                 cache_dir: str | None = None, cache: TokenCache = TOKEN_CACHE):
         super().__init__()
-        if task not in TASKS:
-            raise ConfigError(f"task.name: unknown task {task!r}; choose one of {sorted(TASKS)}")
-        if source not in ("tsv", "hub"):
-            raise ConfigError(f"data.source: {source!r} is neither 'tsv' nor 'hub'")
-        self.spec = TASKS[task]
-        self.tokenizer = tokenizer
-        self.dir = Path(dir) if dir else VENDORED_DIR
-        self.source, self.train_size, self.seed, self.split_seed = source, train_size, seed, split_seed
+        self.spec, self.tokenizer, self.dir, self.source = spec, tokenizer, data_dir(dir), source
+        self.train_size, self.seed, self.split_seed = train_size, seed, split_seed
         self.max_length, self.batch_size, self.eval_batch_size = max_length, batch_size, eval_batch_size
         self.group_by_length = group_by_length
-        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
-        self.splits: dict[str, GlueSplit] = {}
+        self.cache, self.cache_dir = cache, Path(cache_dir).expanduser() if cache_dir else None
+        self.splits: dict[str, Split] = {}
 
-    def _load(self, split: str):
+    @classmethod
+    def from_config(cls, cfg, spec: TaskSpec, tokenizer, cache: TokenCache = TOKEN_CACHE) -> "TaskDataModule":
+        """The data module of a composed config's `data` and `optim.batch_size`."""
+        d = cfg.data
+        return cls(spec, tokenizer, dir=d.dir, source=d.source, train_size=d.train_size, seed=d.seed,
+                   split_seed=d.split_seed, max_length=d.max_length, batch_size=cfg.optim.batch_size,
+                   eval_batch_size=d.eval_batch_size, group_by_length=d.group_by_length,
+                   cache_dir=d.cache_dir, cache=cache)
+
+    def _read(self, split: str) -> tuple[readers.Rows, str]:
+        """The rows of `split` (train | dev) and where they come from, for messages."""
         if self.source == "hub":
-            a, b, y = read_hub(self.spec, "train" if split == "train" else "validation")
-            source_key = f"hub|{self.spec.hub_name}|{split}"
-        else:
-            path = self.dir / self.spec.folder / f"{split}.tsv"
-            a, b, y = read_tsv(path, self.spec)
-            source_key = hashlib.sha256(path.read_bytes()).hexdigest()
-        return cached_encode(self.tokenizer, a, b, self.max_length, source_key, self.cache_dir), y
+            return readers.read_hub(self.spec, split), readers.hub_split_name(self.spec.hub, split)
+        path = self.dir / self.spec.files[split]
+        return readers.read_file(path, self.spec), str(path)
 
     def setup(self, stage: str | None = None):
         if self.splits:
             return
-        train_enc, train_y = self._load("train")
-        dev_enc, dev_y = self._load("dev")
-        val_idx, test_idx = split_dev(dev_y, self.spec, self.split_seed)
+        (train, _), (dev, dev_where) = self._read("train"), self._read("dev")
+        check_dev(dev.labels, self.spec, dev_where)
+        train_enc, dev_enc = (self.cache.encode(self.tokenizer, rows.text_a, rows.text_b, self.max_length,
+                                                self.cache_dir) for rows in (train, dev))
+        val_idx, test_idx = split_dev(dev.labels, self.spec, self.split_seed)
         self.splits = {
-            "train": GlueSplit(train_enc, train_y, subsample(train_y, self.spec, self.train_size, self.seed)),
-            "val": GlueSplit(dev_enc, dev_y, val_idx),
-            "test": GlueSplit(dev_enc, dev_y, test_idx),
+            "train": Split(train_enc, train.labels, subsample(train.labels, self.spec, self.train_size, self.seed)),
+            "val": Split(dev_enc, dev.labels, val_idx),
+            "test": Split(dev_enc, dev.labels, test_idx),
         }
 
     def train_dataloader(self):
@@ -308,3 +201,11 @@ class GlueDataModule(pl.LightningDataModule):
         # evaluations would change the training randomness of a seed
         return torch.utils.data.DataLoader(split, batch_sampler=batches, generator=torch.Generator(),
                                            collate_fn=Collate(self.tokenizer.pad_token_id))
+
+
+class GlueDataModule(TaskDataModule):
+    """Transitional: a shipped task by name (train.py and benchmarks, until they pass a TaskSpec)."""
+
+    def __init__(self, task: str, tokenizer, **kwargs):
+        from stabilize.tasks import load
+        super().__init__(load(task), tokenizer, **kwargs)

