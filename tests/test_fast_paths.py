@@ -18,10 +18,10 @@ from omegaconf import OmegaConf
 import stabilize.tokens
 from stabilize import metrics
 from stabilize.config import package_model
-from stabilize.data import Collate, GlueDataModule
+from stabilize.data import Collate, TaskDataModule
 from stabilize.tokens import TokenCache, tokenizer_fingerprint
 from stabilize.module import FineTuner
-from stabilize.tasks import TASKS
+from stabilize.tasks import load as load_task
 from tests.conftest import make_cfg
 
 TINY_MODEL = {"path": None, "tokenizer": None, "random_config": {
@@ -48,7 +48,7 @@ def _tiny(task: str, tokenizer, seed: int = 0):
     from transformers import AutoModelForSequenceClassification, BertConfig
 
     torch.manual_seed(seed)
-    n = TASKS[task].num_labels
+    n = load_task(task).num_labels
     extra = {"problem_type": "regression"} if n == 1 else {}
     config = BertConfig(vocab_size=len(tokenizer), num_labels=n, **extra, **TINY_MODEL["random_config"])
     return AutoModelForSequenceClassification.from_config(config)
@@ -57,7 +57,7 @@ def _tiny(task: str, tokenizer, seed: int = 0):
 def _module(task, tokenizer, dm):
     optim = OmegaConf.create({"lr": 1e-3, "eps": 1e-8, "betas": [0.9, 0.999], "weight_decay": 0.0,
                               "warmup_ratio": 0.0, "clip_norm": 1.0})
-    module = FineTuner(_tiny(task, tokenizer), TASKS[task], [], optim, eval_times=1)
+    module = FineTuner(_tiny(task, tokenizer), load_task(task), [], optim, eval_times=1)
     module._trainer = SimpleNamespace(datamodule=dm)  # predict_split reads the data module only
     return module
 
@@ -77,7 +77,7 @@ def _plain_scores(model, split, pad_id, batch_size):
 
 @pytest.mark.parametrize("task", ["stsb", "rte"])
 def test_sorted_inference_mode_evaluation_equals_plain(task, tokenizer, one_thread):
-    dm = GlueDataModule(task, tokenizer, train_size=64, batch_size=8, eval_batch_size=16)
+    dm = TaskDataModule(load_task(task), tokenizer, train_size=64, batch_size=8, eval_batch_size=16)
     dm.setup()
     for name in ("val", "test"):  # 70 rows a split are enough (STS-B has 750)
         s = copy.copy(dm.splits[name])
@@ -100,7 +100,7 @@ def test_sorted_inference_mode_evaluation_equals_plain(task, tokenizer, one_thre
         plain = _plain_scores(module.model, split, tokenizer.pad_token_id, batch_size=5)
         unpadded = _plain_scores(module.model, split, tokenizer.pad_token_id, batch_size=1)
         assert torch.allclose(plain, unpadded, atol=1e-5)  # padding is masked out
-        if TASKS[task].is_regression:
+        if dm.spec.is_regression:
             assert torch.allclose(preds, plain.squeeze(-1), atol=1e-5)
         else:
             top2 = plain.topk(2, dim=-1).values
@@ -108,14 +108,14 @@ def test_sorted_inference_mode_evaluation_equals_plain(task, tokenizer, one_thre
             assert clear.sum() > len(split) // 2
             assert torch.equal(preds[clear], plain.argmax(-1)[clear])
             if bool(clear.all()):
-                metric = TASKS[task].metric
+                metric = dm.spec.metric
                 assert metrics.score(metric, preds, labels) == metrics.score(metric, plain.argmax(-1), labels)
 
 
 # ------------------------------------------------------------------ grouped batches
 
 def test_grouped_batches_cover_every_row_each_epoch_in_new_groups(tokenizer):
-    dm = GlueDataModule("rte", tokenizer, train_size=200, batch_size=16, group_by_length=True)
+    dm = TaskDataModule(load_task("rte"), tokenizer, train_size=200, batch_size=16, group_by_length=True)
     dm.setup()
     split = dm.splits["train"]
     key = lambda ids: tuple(ids.tolist())  # noqa: E731  (a row, by its tokens)
@@ -139,7 +139,8 @@ def test_grouped_batches_cover_every_row_each_epoch_in_new_groups(tokenizer):
 
 
 def test_grouping_pads_fewer_tokens_than_dynamic_padding(tokenizer, one_thread):
-    dms = {g: GlueDataModule("mrpc", tokenizer, train_size=400, batch_size=16, group_by_length=g) for g in (False, True)}
+    dms = {g: TaskDataModule(load_task("mrpc"), tokenizer, train_size=400, batch_size=16, group_by_length=g)
+           for g in (False, True)}
     tokens = {}
     for g, dm in dms.items():
         dm.setup()
@@ -172,7 +173,7 @@ def test_second_run_of_a_multirun_hits_the_cache(tmp_path, monkeypatch, one_thre
     cache = TokenCache()
 
     def splits(cache_dir):
-        dm = GlueDataModule("rte", AutoTokenizer.from_pretrained(path), train_size=64, cache_dir=cache_dir,
+        dm = TaskDataModule(load_task("rte"), AutoTokenizer.from_pretrained(path), train_size=64, cache_dir=cache_dir,
                             cache=cache)
         dm.setup()
         return dm.splits
