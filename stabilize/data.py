@@ -202,10 +202,3 @@ class TaskDataModule(pl.LightningDataModule):
         return torch.utils.data.DataLoader(split, batch_sampler=batches, generator=torch.Generator(),
                                            collate_fn=Collate(self.tokenizer.pad_token_id))
 
-
-class GlueDataModule(TaskDataModule):
-    """Transitional: a shipped task by name (train.py and benchmarks, until they pass a TaskSpec)."""
-
-    def __init__(self, task: str, tokenizer, **kwargs):
-        from stabilize.tasks import load
-        super().__init__(load(task), tokenizer, **kwargs)

@@ -232,6 +232,3 @@ def _hub_problems(t: dict) -> list[str]:
         problems += _column_problems(text, label, by_name=True)
     return problems
 
-
-# Transitional, until train.py builds the spec with from_config(cfg.task): the vendored tasks by name.
-TASKS = {name: load(name) for name in ("rte", "mrpc", "stsb", "cola")}

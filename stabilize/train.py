@@ -24,11 +24,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from stabilize import analysis, config, console, gpus, models, results
-from stabilize.data import GlueDataModule
+from stabilize import analysis, config, console, gpus, models, results, tasks
+from stabilize.data import TaskDataModule
 from stabilize.module import Diverged, FineTuner
 from stabilize.strategies.base import Strategy, method_name
-from stabilize.tasks import TASKS
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
@@ -39,7 +38,7 @@ class Run:
     cfg: DictConfig
     seed: int
     strategies: list[Strategy]
-    datamodule: GlueDataModule
+    datamodule: TaskDataModule
     module: FineTuner
     trainer: pl.Trainer
     steps_per_epoch: int
@@ -55,13 +54,9 @@ def set_up(cfg: DictConfig, strategies: list[Strategy], callbacks=(), module_cla
     pl.seed_everything(seed, workers=True, verbose=False)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
-    spec = TASKS[cfg.task.name]
+    spec = tasks.from_config(cfg.task)
     model, tokenizer = models.load(cfg.model, spec.num_labels)
-    d = cfg.data
-    datamodule = GlueDataModule(spec.name, tokenizer, dir=d.dir, source=d.source, train_size=d.train_size,
-                                seed=d.seed, split_seed=d.split_seed, max_length=d.max_length,
-                                batch_size=cfg.optim.batch_size, eval_batch_size=d.eval_batch_size,
-                                group_by_length=d.group_by_length, cache_dir=d.cache_dir)
+    datamodule = TaskDataModule.from_config(cfg, spec, tokenizer)
     datamodule.setup()
     train_rows = datamodule.splits["train"]
     accumulate = cfg.trainer.get("accumulate_grad_batches", 1)
@@ -117,7 +112,7 @@ def train(cfg: DictConfig, callbacks=(), module_class=FineTuner) -> dict:
 
     record = results.new_record(task=cfg.task.name, model=cfg.model.name, method=method_name(cfg.method),
                                 seed=cfg.seed, train_size=cfg.data.train_size, config=resolved,
-                                metric=TASKS[cfg.task.name].metric if cfg.task.name in TASKS else None)
+                                metric=cfg.task.get("metric"))
     start, run = time.time(), None
     try:
         with console.quiet(cfg.get("verbose", False)):

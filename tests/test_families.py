@@ -11,14 +11,13 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from stabilize import analysis, layers, models
+from stabilize import analysis, layers, models, tasks
 from stabilize.config import package_model
 from stabilize.errors import ConfigError
 from stabilize.module import FineTuner, default_param_groups
 from stabilize.monitor import MONITOR_FILE, GradientMonitor
 from stabilize.strategies import (GradualUnfreezing, LayerwiseLRDecay, MixLinear, Mixout, PriorWeightDecay,
                                   ReInit)
-from stabilize.tasks import TASKS
 from stabilize.train import train
 
 L = 3  # blocks of every test model
@@ -78,7 +77,7 @@ def expected_layer(family: str, name: str) -> str:
 
 
 def module_with(*strategies, model):
-    return FineTuner(model, TASKS["rte"], list(strategies), OPTIM, eval_times=1)
+    return FineTuner(model, tasks.load("rte"), list(strategies), OPTIM, eval_times=1)
 
 
 def fill(model, value=0.5):

@@ -8,13 +8,12 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from stabilize import layers
+from stabilize import layers, tasks
 from stabilize.errors import ConfigError
 from stabilize.evaluation import EvalPlan, epoch_eval_steps, evaluated_weights
 from stabilize.module import FineTuner
 from stabilize.strategies import EMA, R3F, SWA, ChildTuning, LoRA, NoisyTune, Strategy, build_method
 from stabilize.strategies.r3f import symmetric_kl
-from stabilize.tasks import TASKS
 from stabilize.train import fit, set_up
 from tests.conftest import make_cfg
 from tests.test_strategies import OPTIM, batch, module_with, params, tiny_model
@@ -45,7 +44,7 @@ def test_per_epoch_evaluation_steps():
 def test_eval_config_problems_name_their_keys(plan, keys):
     assert [p.split(":")[0] for p in plan.problems()] == keys
     with pytest.raises(ConfigError):
-        FineTuner(tiny_model(), TASKS["rte"], [], OPTIM, plan.times, plan.per_epoch, plan.patience)
+        FineTuner(tiny_model(), tasks.load("rte"), [], OPTIM, plan.times, plan.per_epoch, plan.patience)
 
 
 @pytest.mark.parametrize("patience,stopped,steps", [("2", 3, 3), ("null", None, 8)])
@@ -57,12 +56,14 @@ def test_patience_ends_a_run_that_stopped_improving(tmp_path, patience, stopped,
 
 
 def test_mosbach_is_the_papers_recipe(tmp_path):
-    cfg = make_cfg(tmp_path, "method=mosbach", "eval.times=null")  # debug=tiny sets eval.times
+    cfg = make_cfg(tmp_path, "method=mosbach", tiny=False)
     o = cfg.optim
     assert (o.lr, o.eps, o.weight_decay, o.warmup_ratio, o.batch_size, o.max_epochs, o.clip_norm) == \
         (2e-5, 1e-6, 0.01, 0.1, 16, 20, 1.0)
     assert cfg.eval.per_epoch == 3 and build_method(cfg.method) == []
-    run, _ = tiny_run(tmp_path, "method=mosbach", "eval.times=null", "optim.max_steps=null", "optim.max_epochs=2")
+    # debug=tiny keeps its own cadence; the method's comes back with eval.times=null eval.per_epoch=3
+    run, _ = tiny_run(tmp_path, "method=mosbach", "eval.times=null", "eval.per_epoch=3", "optim.max_steps=null",
+                      "optim.max_epochs=2")
     assert [h["step"] for h in run.module.history] == [1, 2, 3, 4]  # 2 steps an epoch (32 rows, 16 a batch)
 
 
@@ -133,7 +134,7 @@ def test_r3f_adds_the_symmetric_kl_of_a_noised_pass():
 
 def test_r3f_refuses_a_regression_task_and_lora_a_bad_target():
     with pytest.raises(ConfigError, match=r"method\.strategies\.strategy: .*regression"):
-        FineTuner(tiny_model(num_labels=1), TASKS["stsb"], [R3F()], OPTIM)
+        FineTuner(tiny_model(num_labels=1), tasks.load("stsb"), [R3F()], OPTIM)
     with pytest.raises(ConfigError, match=r"method\.strategies\.strategy\.target_modules"):
         module_with(LoRA(target_modules=["no_such_layer"]))
 

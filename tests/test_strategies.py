@@ -8,14 +8,13 @@ import torch
 from omegaconf import OmegaConf
 from transformers import AutoModelForSequenceClassification, BertConfig
 
-from stabilize import layers, models
+from stabilize import layers, models, tasks
 from stabilize.errors import ConfigError
 from stabilize.module import FineTuner
 from stabilize.strategies import (ComponentWiseClipping, GradualUnfreezing, Intermediate, LayerwiseLRDecay,
                                   MixLinear, Mixout, PriorWeightDecay, build_method)
 from stabilize.strategies.base import method_name
 from stabilize.strategies.component_clip import clip_per_tensor
-from stabilize.tasks import TASKS
 from stabilize.train import CONF_DIR, train
 
 OPTIM = OmegaConf.create({"lr": 1e-3, "eps": 1e-8, "betas": [0.9, 0.999], "weight_decay": 0.0,
@@ -32,7 +31,7 @@ def tiny_model(num_labels=2, layers_=4, hidden=64):
 
 
 def module_with(*strategies, model=None, optim=OPTIM):
-    return FineTuner(model or tiny_model(), TASKS["rte"], list(strategies), optim, eval_times=1)
+    return FineTuner(model or tiny_model(), tasks.load("rte"), list(strategies), optim, eval_times=1)
 
 
 def params(model):
