@@ -154,10 +154,11 @@ def finished_run(run_dir: Path, config: dict) -> dict | None:
     return None
 
 
-# Keys that change how a run is executed, not what it computes (also left out of run folder
-# names in conf/train.yaml): a sweep relaunched with another n_jobs still skips finished runs.
+# Keys that change how or where a run is executed, not what it computes (also left out of run
+# folder names in conf/train.yaml): a sweep relaunched with another n_jobs still skips finished
+# runs, and so does a sweep folder committed and relaunched from a clone at another path.
 RUNTIME_KEYS = (("threads",), ("verbose",), ("trainer", "enable_progress_bar"), ("data", "cache_dir"),
-                ("data", "eval_batch_size"), ("device", "jobs_per_gpu"))
+                ("data", "eval_batch_size"), ("device", "jobs_per_gpu"), ("paths", "output_dir"))
 
 
 def _identity(config):

@@ -153,6 +153,18 @@ def test_relaunch_skips_finished_run_and_reruns_changed_config(tmp_path, capsys)
     assert _read(run_dir)["config"]["optim"]["lr"] == 3e-5
 
 
+def test_a_finished_run_moved_to_another_path_is_still_skipped(tmp_path, capsys):
+    """A sweep folder committed, then relaunched from a clone elsewhere: nothing runs again."""
+    first = train(make_cfg(tmp_path / "a"))
+    _finished(first)
+    (tmp_path / "a" / "run").rename(tmp_path / "b")
+    capsys.readouterr()
+    cfg = make_cfg(tmp_path / "x")
+    cfg.paths.output_dir = str(tmp_path / "b")
+    again = train(cfg)
+    assert "[stabilize] skip" in capsys.readouterr().out and again["seconds"] == first["seconds"]
+
+
 def test_relaunch_reruns_errored_run(tmp_path):
     run_dir = tmp_path / "run"
     _finished(train(make_cfg(tmp_path)))
