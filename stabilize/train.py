@@ -36,7 +36,6 @@ CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 class Run:
     """What `set_up` builds and `fit` and `score` use."""
     cfg: DictConfig
-    seed: int
     strategies: list[Strategy]
     datamodule: TaskDataModule
     module: FineTuner
@@ -46,11 +45,10 @@ class Run:
 
 
 # ------------------------------------------------------------------ 1. set up
-def set_up(cfg: DictConfig, strategies: list[Strategy], callbacks=(), module_class=FineTuner,
+def set_up(cfg: DictConfig, strategies: list[Strategy], seed: int, callbacks=(), module_class=FineTuner,
            devices=None) -> Run:
     """Seed, model, data, the module with its strategies, and the Trainer (on `devices`, default
     `trainer.devices`)."""
-    seed = cfg.seed if cfg.seed is not None else random.SystemRandom().randrange(2**31)
     pl.seed_everything(seed, workers=True, verbose=False)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
@@ -76,7 +74,7 @@ def set_up(cfg: DictConfig, strategies: list[Strategy], callbacks=(), module_cla
                          logger=loggers or False, callbacks=[*own, *callbacks], enable_checkpointing=False,
                          num_sanity_val_steps=0, default_root_dir=cfg.paths.output_dir)
     start_weights = analysis.snapshot(model) if cfg.analysis.weight_change else None
-    return Run(cfg, seed, strategies, datamodule, module, trainer, steps_per_epoch, start_weights)
+    return Run(cfg, strategies, datamodule, module, trainer, steps_per_epoch, start_weights)
 
 
 # ------------------------------------------------------------------ 2. fit
@@ -117,9 +115,9 @@ def train(cfg: DictConfig, callbacks=(), module_class=FineTuner) -> dict:
     try:
         with console.quiet(cfg.get("verbose", False)):
             strategies = config.validate(cfg)
+            record["seed"] = seed = cfg.seed if cfg.seed is not None else random.SystemRandom().randrange(2**31)
             with gpus.claim(cfg) as devices:  # joblib on several GPUs: a slot held to the end
-                run = set_up(cfg, strategies, callbacks, module_class, devices)
-                record["seed"] = run.seed
+                run = set_up(cfg, strategies, seed, callbacks, module_class, devices)
                 fit(run)
                 record.update(score(run))
         record.update(results.verdict(record, cfg.task.get("fail_threshold")))

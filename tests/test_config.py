@@ -11,6 +11,7 @@ import stabilize.train as train_mod
 from tests.conftest import make_cfg
 from stabilize import results, tasks
 from stabilize.errors import ConfigError
+from stabilize.module import FineTuner
 from stabilize.strategies.base import Strategy, build_method, method_name
 from stabilize.train import CONF_DIR, train
 
@@ -135,16 +136,15 @@ def test_unknown_option_names_group(group):
 
 # ------------------------------------------------------------------ bad values stop before training
 
-@pytest.fixture
-def no_training(monkeypatch):
-    """Make reaching the training step an error that the test can tell apart from the expected one."""
-    def reached(*args, **kwargs):
+class Unreachable(FineTuner):
+    """Passed as the module class: reaching the training step is an error the test can tell apart."""
+
+    def __init__(self, *args, **kwargs):
         raise AssertionError("TRAINING REACHED")
-    monkeypatch.setattr(train_mod, "FineTuner", reached)
 
 
 @pytest.fixture
-def no_loading(monkeypatch, no_training):
+def no_loading(monkeypatch):
     def reached(*args, **kwargs):
         raise AssertionError("MODEL LOADED")
     monkeypatch.setattr(train_mod.models, "load", reached)
@@ -168,25 +168,46 @@ def _check_error(record, run_dir: Path, *words):
     ("seed=abc", ["seed"]),
     ("optim.lr=0", ["optim.lr"]),
     ("eval.times=0", ["eval.times"]),
+    ("threads=0", ["threads", "0"]),
+    ("threads=-2", ["threads", "-2"]),
+    ("data.max_length=0", ["data.max_length", "0"]),
+    ("data.max_length=1", ["data.max_length", ">= 2"]),
+    ("data.max_length=513", ["data.max_length", "513", "512 positions"]),
+    ("model.random_config=null", ["model.path", "random_config"]),
+    ("+trainer.max_epochs=5", ["trainer.max_epochs", "optim.max_epochs"]),
+    ("+trainer.no_such_arg=1", ["trainer.no_such_arg", "Trainer"]),
+    ("+logger.mine._target_=no_such_module.Logger", ["logger.mine._target_", "no_such_module"]),
 ])
 def test_bad_value_stops_before_loading(cfg_factory, tmp_path, no_loading, override, words):
-    record = train(cfg_factory(override))
+    record = train(cfg_factory(override), module_class=Unreachable)
     _check_error(record, tmp_path / "run", "ConfigError", *words)
 
 
+@pytest.mark.parametrize("path", ["/no/such/folder", "./relative/missing", "not a hub id"])
+def test_model_path_neither_folder_nor_hub_id(cfg_factory, tmp_path, no_loading, path):
+    record = train(cfg_factory("model=minilm", f"model.path='{path}'"), module_class=Unreachable)
+    _check_error(record, tmp_path / "run", "ConfigError", "model.path", path)
+
+
+def test_max_length_above_a_model_folders_position_limit(cfg_factory, tmp_path, no_loading):
+    record = train(cfg_factory("model=minilm", "data.max_length=1024"), module_class=Unreachable)
+    _check_error(record, tmp_path / "run", "data.max_length", "1024", "512 positions")
+
+
 def test_several_problems_reported_at_once(cfg_factory, tmp_path, no_loading):
-    record = train(cfg_factory("seed=-1", "data.train_size=abc"))
-    _check_error(record, tmp_path / "run", "seed", "data.train_size")
+    record = train(cfg_factory("seed=-1", "data.train_size=abc", "threads=0", "+method.strategies.x._target_=nope.X"),
+                   module_class=Unreachable)
+    _check_error(record, tmp_path / "run", "seed", "data.train_size", "threads", "method.strategies.x")
 
 
-def test_train_size_larger_than_data_stops_before_training(cfg_factory, tmp_path, no_training):
-    record = train(cfg_factory("data.train_size=99999"))
+def test_train_size_larger_than_data_stops_before_training(cfg_factory, tmp_path):
+    record = train(cfg_factory("data.train_size=99999"), module_class=Unreachable)
     _check_error(record, tmp_path / "run", "ConfigError", "data.train_size", "99999")
 
 
-def test_missing_data_dir_stops_before_training(cfg_factory, tmp_path, no_training):
+def test_missing_data_dir_stops_before_training(cfg_factory, tmp_path):
     missing = tmp_path / "nowhere"
-    record = train(cfg_factory(f"data.dir={missing}"))
+    record = train(cfg_factory(f"data.dir={missing}"), module_class=Unreachable)
     _check_error(record, tmp_path / "run", str(missing))
 
 
@@ -198,8 +219,8 @@ def test_seed_zero_is_valid_and_recorded(cfg_factory, tmp_path):
     assert on_disk["config"]["seed"] == 0
 
 
-def test_null_seed_is_drawn_and_recorded(cfg_factory, tmp_path, no_training):
-    record = train(cfg_factory("seed=null"))
+def test_null_seed_is_drawn_and_recorded(cfg_factory, tmp_path):
+    record = train(cfg_factory("seed=null"), module_class=Unreachable)
     assert isinstance(record["seed"], int) and record["seed"] >= 0
 
 

@@ -19,13 +19,10 @@ from tests.conftest import make_cfg
 from tests.test_strategies import OPTIM, batch, module_with, params, tiny_model
 
 def tiny_run(tmp_path: Path, *overrides: str, extra: Strategy | None = None):
-    """A tiny run to the end of training (no test scoring), `extra` after the method's strategies,
-    the module built from the whole `eval` block; returns (run, start weights)."""
+    """A tiny run to the end of training (no test scoring), `extra` after the method's strategies;
+    returns (run, start weights)."""
     cfg = make_cfg(tmp_path, *overrides)
-    e, strategies = cfg.eval, build_method(cfg.method) + ([extra] if extra else [])
-    build = lambda model, spec, strategies, optim, *_, **__: FineTuner(  # noqa: E731
-        model, spec, strategies, optim, e.times, e.get("per_epoch"), e.get("patience"))
-    run = set_up(cfg, strategies, module_class=build)
+    run = set_up(cfg, build_method(cfg.method) + ([extra] if extra else []), cfg.seed)
     start = params(run.module.model)
     fit(run)
     return run, start
