@@ -123,7 +123,7 @@ class FineTuner(pl.LightningModule):
         for s in self.strategies:
             scheduler = s.lr_scheduler(self, optimizer, scheduler)
         n_decay = sum(len(g["params"]) for g in groups if g.get("weight_decay"))
-        print(f"optimizer: {type(optimizer).__name__}, {len(groups)} parameter groups, "
+        print(f"[stabilize] optimizer: {type(optimizer).__name__}, {len(groups)} parameter groups, "
               f"{n_decay} tensors decayed, {sum(len(g['params']) for g in groups) - n_decay} not; "
               f"{self.total_steps} steps, {warmup} warmup")
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
