@@ -258,7 +258,7 @@ def test_albert_is_refused_by_the_analysis_and_the_monitor():
 def test_a_whole_run_of_another_family(cfg_factory, tmp_path, family):
     """tiny.yaml's sizes with another model_type (DistilBERT reads them through its
     attribute_map), reinit + LLRD + prior WD, the monitor and the weight-change analysis."""
-    r = train(cfg_factory(f"+model.random_config.model_type={family}", "method=[reinit,llrd,prior_wd]",
+    r = train(cfg_factory(f"model.random_config.model_type={family}", "method=[reinit,llrd,prior_wd]",
                           "callbacks=grad_monitor", "analysis.weight_change=true"))
     assert r["status"] in ("ok", "failed") and r["error"] is None, r["error"]
     pooler = ["pooler"] if FAMILIES[family].pooler else []

@@ -1,48 +1,39 @@
 """A user's own strategy: a subclass in their own module, named by `_target_` in their own YAML
-file on Hydra's search path; no edit of the package (the README's example)."""
+file on Hydra's search path, no edit of the package: the README's example, run as written."""
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
-import textwrap
 
-from tests.conftest import TINY
+from tests.conftest import ROOT, TINY
+
+README = (ROOT / "README.md").read_text()
 
 
-def test_user_strategy_from_own_module_and_config(tmp_path):
-    (tmp_path / "my_methods.py").write_text(textwrap.dedent('''
-        import torch
-        from pathlib import Path
-        from stabilize.strategies import Strategy
+def _block(line: str) -> str:
+    """The README code block holding a line that starts with `line`."""
+    blocks = re.findall(r"```\w*\n(.*?)```", README, flags=re.S)
+    return next(b for b in blocks if any(x.startswith(line) for x in b.splitlines()))
 
-        class NoisyTune(Strategy):
-            def __init__(self, scale: float = 0.15, marker: str = ""):
-                self.scale, self.marker = scale, marker
 
-            @torch.no_grad()
-            def setup(self, module):
-                for p in module.model.base_model.parameters():
-                    if p.numel() > 1:
-                        p.add_((torch.rand_like(p) - 0.5) * self.scale * p.std())
-                Path(self.marker).write_text(str(self.scale))
-    '''))
-    (tmp_path / "conf" / "method").mkdir(parents=True)
-    (tmp_path / "conf" / "method" / "my_noisytune.yaml").write_text(textwrap.dedent(f'''
-        # @package _global_
-        method:
-          parts: {{my_noisytune: true}}
-          strategies:
-            my_noisytune:
-              _target_: my_methods.NoisyTune
-              scale: 0.3
-              marker: {tmp_path / "marker.txt"}
-    '''))
-    cmd = [sys.executable, "-m", "stabilize.train", "method=my_noisytune", *TINY,
-           f"hydra.searchpath=[file://{tmp_path / 'conf'}]", f"hydra.run.dir={tmp_path / 'run'}",
-           f"data.cache_dir={tmp_path / 'cache'}"]
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+def test_readme_user_strategy_runs_as_written(tmp_path):
+    (tmp_path / "my_methods.py").write_text(_block("# my_methods.py"))
+    (tmp_path / "my_conf" / "method").mkdir(parents=True)
+    (tmp_path / "my_conf" / "method" / "freeze_embeddings.yaml").write_text(
+        _block("# my_conf/method/freeze_embeddings.yaml"))
+    command = re.search(r"Then `(PYTHONPATH=\. stabilize-train method=freeze_embeddings [^`]*)`", README).group(1)
+    env_assignment, *args = shlex.split(command.replace("$PWD", str(tmp_path)))
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "STABILIZE_CACHE": str(tmp_path / "cache")}
+    assert env_assignment == "PYTHONPATH=." and args[0] == "stabilize-train"
+    proc = subprocess.run([sys.executable, "-m", "stabilize.train", *args[1:], *TINY, "optim.lr=1e-3",
+                           f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     record = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert record["method"] == "my_noisytune" and record["status"] in ("ok", "failed")
-    assert (tmp_path / "marker.txt").read_text() == "0.3"  # the hook ran, with the YAML's value
+    assert record["method"] == "freeze_embeddings" and record["status"] in ("ok", "failed"), record["error"]
+    change = json.loads((tmp_path / "run" / "weight_change.json").read_text())
+    l2 = dict(zip(change["layers"], change["l2"]))
+    assert l2["embeddings"] == 0.0  # the hook ran: the embeddings stayed where they were
+    assert all(v > 0 for layer, v in l2.items() if layer != "embeddings")
