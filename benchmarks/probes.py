@@ -27,7 +27,22 @@ class RunProbe(pl.Callback):
 
 
 class StepOnlyFineTuner(FineTuner):
-    """Evaluation stubbed out (labels returned as predictions): per-step items time training only."""
+    """Evaluation stubbed out (labels returned as predictions): per-step items time training only.
+
+    The one-time hooks are timed, in seconds, in `hook_seconds`: `setup` is the constructor,
+    which runs every strategy's `setup` (NoisyTune's noise; for `standard` it is the baseline),
+    `on_train_start` the strategies' work before the first batch (ChildTuning-D's Fisher pass,
+    LP-FT's probe)."""
+
+    def __init__(self, *args, **kwargs):
+        t0 = time.perf_counter()
+        super().__init__(*args, **kwargs)
+        self.hook_seconds = {"setup": time.perf_counter() - t0}
+
+    def on_train_start(self):
+        t0 = time.perf_counter()
+        super().on_train_start()
+        self.hook_seconds["on_train_start"] = time.perf_counter() - t0
 
     def predict_split(self, split):
         labels = self.trainer.datamodule.splits[split].labels

@@ -13,7 +13,9 @@ Items (the issue's numbering), one module each in `benchmarks/items/`:
  3. padding: tokens per epoch and examples/s for padding to 128, dynamic padding, grouping (RTE, MRPC)
     (`padding`)
  4. strategy overheads per step vs standard (component-wise clipping, Mixout, LLRD, prior weight decay,
-    gradient monitor, the progress bar) (`strategies`)
+    gradient monitor, the progress bar, the methods after the seeds), in sessions of a few variants
+    each with its own `standard`, and the one-time work of NoisyTune, ChildTuning-D and LP-FT
+    (`strategies`; `--variants` picks some)
  5. sweep overhead: process start to first step; data preparation and model load of a multirun's second
     run (`sweep`)
  6. peak resident memory and bytes written per run (`memory`)
@@ -37,6 +39,7 @@ from benchmarks.sizes import sizes_for
 from benchmarks.context import Context, silence_libraries
 from benchmarks.items import accelerator, memory, padding, per_step, strategies, sweep, whole_run
 from benchmarks.report import Report
+from benchmarks.steps import variant_names
 from stabilize import results
 
 HERE = Path(__file__).resolve().parent
@@ -57,6 +60,10 @@ def parse_args(argv):
                    help="item 2: seeds of sequential whole runs (default 3; 1 with --quick; 0: none)")
     p.add_argument("--turns", type=int, default=None, metavar="N",
                    help="item 2: seeds of whole runs in turns (default 2; 1 with --quick; 0: none)")
+    p.add_argument("--steps", type=int, default=None, metavar="N",
+                   help="per-step items: measured steps per participant (default 20; 2 with --quick)")
+    p.add_argument("--variants", nargs="*", default=None, metavar="NAME",
+                   help="item 4: only these variants (names as in benchmarks/steps.py VARIANTS; default all)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads in every run and participant (default: torch's choice; 1 with --quick)")
     p.add_argument("--keep", action="store_true", help="keep the work folder (runs, logs) instead of deleting it")
@@ -76,7 +83,8 @@ def selected(args) -> list[int]:
 def raw(ctx) -> dict:
     """Raw figures next to the Markdown file (whole runs without their configs)."""
     out = {"per_step": ctx.store.get("per_step"), "session": ctx.store.get("session"),
-           "clip_cost": ctx.store.get("clip_cost")}
+           "clip_cost": ctx.store.get("clip_cost"), "strategies": ctx.store.get("strategies"),
+           "one_time": ctx.store.get("one_time")}
     for key in ("whole", "whole-gpu"):
         if key in ctx.store:
             out[key] = {k: [{f: r.get(f) for f in ("seconds", "to_first_step", "peak_rss_mib", "rc", "batches")}
@@ -93,7 +101,8 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     items = selected(args)
     out = args.out or (HERE / "RESULTS-quick.md" if args.quick else HERE / "results" / f"{time.strftime('%Y-%m-%d-%H%M')}.md")
-    sizes = sizes_for(args.quick, args.threads, args.repeats, args.turns)
+    variant_names(args.variants)  # unknown names refused before anything runs
+    sizes = sizes_for(args.quick, args.threads, args.repeats, args.turns, args.steps)
     if sizes["threads"]:
         import torch
 

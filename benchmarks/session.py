@@ -75,9 +75,10 @@ class GateCallback(pl.Callback):
     """Ends a step of the participant's turn at every step start (its clock's `gate`)."""
 
     def __init__(self, clock: PipeClock):
-        self.clock = clock
+        self.clock, self.module = clock, None
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.module = pl_module  # its `hook_seconds` are read when the run ends
         self.clock.gate(batch)
 
 
@@ -94,7 +95,7 @@ def participant(conn, spec: dict) -> None:
 
     silence_libraries()
     clock = PipeClock(conn, torch.cuda.synchronize if spec.get("cuda") else None)
-    error, record, whole = None, {}, spec.get("whole", False)
+    error, record, whole, gate = None, {}, spec.get("whole", False), GateCallback(clock)
     clock.begin()
     try:
         if spec["kind"] == "bare":
@@ -109,8 +110,7 @@ def participant(conn, spec: dict) -> None:
             from stabilize.train import train
 
             register_resolvers()  # the config comes unresolved from the parent
-            record = train(spec["cfg"], callbacks=[GateCallback(clock)],
-                           module_class=FineTuner if whole else StepOnlyFineTuner)
+            record = train(spec["cfg"], callbacks=[gate], module_class=FineTuner if whole else StepOnlyFineTuner)
             if record.get("status") == "error":
                 error = record.get("error")
     except BaseException as e:  # reported to the parent
@@ -120,6 +120,7 @@ def participant(conn, spec: dict) -> None:
     scores["history"] = [h["val"] for h in record.get("history") or []]
     conn.send(("done", {"intervals": clock.intervals, "digests": clock.digests, "error": error,
                         "setup": clock.setup, "tail": clock.tail, "scores": scores,
+                        "hooks": getattr(gate.module, "hook_seconds", None),
                         "peak_rss_mib": vm_hwm(os.getpid())}))
     conn.close()
 

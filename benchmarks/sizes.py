@@ -3,7 +3,9 @@ steps, repeats, batches and sequence length."""
 import copy
 
 FULL = {
-    "steps": {"train_size": 1000, "batch_size": 32, "max_length": 128, "warmup": 3, "measured": 20},
+    # group: item 4's variants per session, each session with its own `standard` (memory: a
+    # participant at these sizes holds 2.5 to 4 GiB)
+    "steps": {"train_size": 1000, "batch_size": 32, "max_length": 128, "warmup": 3, "measured": 20, "group": 3},
     "whole": {"train_size": 1000, "batch_size": 32, "max_length": 128, "max_epochs": 3, "max_steps": None,
               "eval_times": 10, "repeats": 3},
     "padding": {"train_size": 1000, "batch_size": 32, "max_length": 128, "epochs": 20, "rounds": 5,
@@ -13,7 +15,7 @@ FULL = {
     "threads": None,  # torch's choice (one per core)
 }
 QUICK = {
-    "steps": {"train_size": 64, "batch_size": 8, "max_length": 32, "warmup": 1, "measured": 2},
+    "steps": {"train_size": 64, "batch_size": 8, "max_length": 32, "warmup": 1, "measured": 2, "group": 8},
     "whole": {"train_size": 32, "batch_size": 8, "max_length": 16, "max_epochs": 3, "max_steps": 2,
               "eval_times": 2, "repeats": 1},
     "padding": {"train_size": 1000, "batch_size": 32, "max_length": 128, "epochs": 5, "rounds": 1,
@@ -24,9 +26,12 @@ QUICK = {
 }
 
 
-def sizes_for(quick: bool, threads: int | None = None, repeats: int | None = None, turns: int | None = None) -> dict:
+def sizes_for(quick: bool, threads: int | None = None, repeats: int | None = None, turns: int | None = None,
+              steps: int | None = None) -> dict:
     """The sizes of a full or quick invocation with the command line's overrides."""
     sizes = copy.deepcopy(QUICK if quick else FULL)
+    if steps is not None:
+        sizes["steps"]["measured"] = steps
     if threads is not None:
         sizes["threads"] = threads
     if repeats is not None:
