@@ -1,5 +1,6 @@
 """A seeded `standard` run of the tiny model gives the numbers pinned before the design refactor
-(tests/pinned/standard_tiny.json): a change that alters results fails here."""
+(tests/pinned/standard_tiny.json, all four vendored tasks, taken with the code of commit ed2c944):
+a change that alters results fails here."""
 import json
 from pathlib import Path
 
