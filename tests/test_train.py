@@ -198,3 +198,23 @@ def test_metrics_against_hand_computation():
     assert metrics.majority_score("accuracy", labels, 0) == pytest.approx(4 / 8)
     assert metrics.majority_score("mcc", labels, 0) == 0.0
     assert metrics.majority_score("spearman", x, 0) is None
+
+
+def test_a_long_multirun_keeps_no_earlier_run_in_memory(tmp_path):
+    """Runs of one process (Hydra's basic launcher, a joblib worker) leave nothing behind: each
+    run's module, model and Trainer are freed once it ends."""
+    import gc
+    import weakref
+
+    import pytorch_lightning as pl
+
+    refs = []
+
+    class Grab(pl.Callback):
+        def on_fit_start(self, trainer, pl_module):
+            refs.extend(weakref.ref(x) for x in (trainer, pl_module, pl_module.model))
+
+    for seed in range(3):
+        _finished(train(make_cfg(tmp_path / str(seed), f"seed={seed}"), callbacks=[Grab()]))
+    gc.collect()
+    assert len(refs) == 9 and all(ref() is None for ref in refs)
