@@ -15,6 +15,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
+from transformers import CONFIG_MAPPING
 
 from stabilize import sweep, tasks
 from stabilize.errors import ConfigError
@@ -102,6 +103,8 @@ def _model(cfg: DictConfig) -> list[str]:
         return [f"data.max_length: {max_length!r} is not an integer >= 2 (a row needs [CLS] and [SEP])"]
     if m.get("random_config") is not None:
         model_config = OmegaConf.to_container(m.random_config)
+        if model_config.get("model_type", "bert") not in CONFIG_MAPPING:
+            return [f"model.random_config.model_type: {model_config['model_type']!r} is not a transformers model type"]
     elif m.path is None:
         return ["model.path: null, and no model.random_config to build a random model from"]
     elif Path(str(m.path)).expanduser().is_dir():

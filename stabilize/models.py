@@ -2,10 +2,8 @@
 any encoder family (`model.random_config.model_type`, default `bert`) built in code."""
 import inspect
 from functools import cache
-from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
-from stabilize.errors import ConfigError
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, CONFIG_MAPPING
 
 
@@ -17,9 +15,7 @@ def load(model_cfg: DictConfig, num_labels: int):
         config = random_config(OmegaConf.to_container(model_cfg.random_config), tokenizer,
                                num_labels=num_labels, **problem)
         model = AutoModelForSequenceClassification.from_config(config)
-    else:
-        if Path(model_cfg.path).is_absolute() and not Path(model_cfg.path).is_dir():
-            raise ConfigError(f"model.path: no model folder at {model_cfg.path}")
+    else:  # config.validate has checked the path
         config = AutoConfig.from_pretrained(model_cfg.path, num_labels=num_labels, **problem)
         model = AutoModelForSequenceClassification.from_pretrained(model_cfg.path, config=config)
     return model, tokenizer
@@ -31,9 +27,7 @@ def random_config(keys: dict, tokenizer, **more):
     the tokenizer, so every id is inside the vocabulary (ModernBERT's defaults are not): pad,
     cls, sep, and bos/eos (cls/sep where the tokenizer has no bos/eos)."""
     keys = dict(keys)
-    model_type = keys.pop("model_type", "bert")
-    if model_type not in CONFIG_MAPPING:
-        raise ConfigError(f"model.random_config.model_type: {model_type!r} is not a transformers model type")
+    model_type = keys.pop("model_type", "bert")  # config.validate has checked it
     t = tokenizer
     ids = {"pad_token_id": t.pad_token_id, "cls_token_id": t.cls_token_id, "sep_token_id": t.sep_token_id,
            "bos_token_id": t.bos_token_id if t.bos_token_id is not None else t.cls_token_id,

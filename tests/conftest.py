@@ -2,9 +2,11 @@
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
+from stabilize import models
 from stabilize.config import register_resolvers
 from stabilize.train import CONF_DIR
 
@@ -30,3 +32,11 @@ def make_cfg(tmp_path: Path, *overrides: str, tiny: bool = True):
 @pytest.fixture
 def cfg_factory(tmp_path):
     return lambda *overrides, **kw: make_cfg(tmp_path, *overrides, **kw)
+
+
+def tiny_model(num_labels: int = 2, seed: int = 0, **random_config):
+    """conf/model/tiny.yaml's random model, its sizes overridable, seeded: the tests' one tiny model."""
+    model_cfg = OmegaConf.load(Path(CONF_DIR) / "model" / "tiny.yaml")
+    model_cfg.random_config = OmegaConf.merge(model_cfg.random_config, random_config)
+    torch.manual_seed(seed)
+    return models.load(model_cfg, num_labels)[0]

@@ -174,6 +174,7 @@ def _check_error(record, run_dir: Path, *words):
     ("data.max_length=1", ["data.max_length", ">= 2"]),
     ("data.max_length=513", ["data.max_length", "513", "512 positions"]),
     ("model.random_config=null", ["model.path", "random_config"]),
+    ("model.random_config.model_type=nosuch", ["model.random_config.model_type", "nosuch"]),
     ("+trainer.max_epochs=5", ["trainer.max_epochs", "optim.max_epochs"]),
     ("+trainer.no_such_arg=1", ["trainer.no_such_arg", "Trainer"]),
     ("+logger.mine._target_=no_such_module.Logger", ["logger.mine._target_", "no_such_module"]),

@@ -12,7 +12,7 @@ import torch
 from omegaconf import OmegaConf
 
 from stabilize import analysis, layers, models, tasks
-from stabilize.config import package_model
+from stabilize.config import package_model, validate
 from stabilize.errors import ConfigError
 from stabilize.module import FineTuner, default_param_groups
 from stabilize.monitor import MONITOR_FILE, GradientMonitor
@@ -221,9 +221,9 @@ def test_modernbert_special_tokens_come_from_the_tokenizer():
     assert config.vocab_size == 30522 and config.bos_token_id == 101 and config.eos_token_id == 102
 
 
-def test_an_unknown_family_names_the_key():
+def test_an_unknown_family_names_the_key(cfg_factory):
     with pytest.raises(ConfigError, match=r"^model\.random_config\.model_type: 'bertt'"):
-        family_model("bertt")
+        validate(cfg_factory("model.random_config.model_type=bertt"))
 
 
 # ------------------------------------------------------------------ ALBERT: one block for all depths

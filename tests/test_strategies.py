@@ -1,12 +1,10 @@
 """Each strategy changes what its paper says, and only that: every test fails on a no-op."""
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
 from omegaconf import OmegaConf
-from transformers import AutoModelForSequenceClassification, BertConfig
 
 from stabilize import layers, models, tasks
 from stabilize.errors import ConfigError
@@ -15,19 +13,17 @@ from stabilize.strategies import (ComponentWiseClipping, GradualUnfreezing, Inte
                                   MixLinear, Mixout, PriorWeightDecay, build_method)
 from stabilize.strategies.base import method_name
 from stabilize.strategies.component_clip import clip_per_tensor
-from stabilize.train import CONF_DIR, train
+from stabilize.train import train
+from tests import conftest
+from tests.conftest import make_cfg
 
 OPTIM = OmegaConf.create({"lr": 1e-3, "eps": 1e-8, "betas": [0.9, 0.999], "weight_decay": 0.0,
                           "warmup_ratio": 0.0, "clip_norm": 1.0})
 
 
 def tiny_model(num_labels=2, layers_=4, hidden=64):
-    """conf/model/tiny.yaml's random BERT with `layers_` blocks and a 100-token vocabulary."""
-    random_config = {**OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "model" / "tiny.yaml").random_config),
-                     "num_hidden_layers": layers_, "hidden_size": hidden}
-    torch.manual_seed(0)
-    return AutoModelForSequenceClassification.from_config(
-        BertConfig(vocab_size=100, num_labels=num_labels, **random_config))
+    """conf/model/tiny.yaml's random model with `layers_` blocks and a 100-token vocabulary."""
+    return conftest.tiny_model(num_labels, num_hidden_layers=layers_, hidden_size=hidden, vocab_size=100)
 
 
 def module_with(*strategies, model=None, optim=OPTIM):
@@ -218,7 +214,6 @@ def test_longer_runs_exactly_max_steps(cfg_factory):
 
 
 def test_intermediate_chain_loads_the_first_runs_encoder(tmp_path):
-    from tests.conftest import make_cfg
 
     first = train(make_cfg(tmp_path / "a", "task=stsb", "save_model=true"))
     assert first["status"] in ("ok", "failed"), first["error"]
