@@ -162,9 +162,15 @@ RUNTIME_KEYS = (("threads",), ("verbose",), ("trainer", "enable_progress_bar"), 
 
 
 def _identity(config):
+    """The config without its runtime keys, the run's own folder written as `<run dir>` wherever
+    a value holds it (a logger's save_dir, a callback's out_dir)."""
     if not isinstance(config, dict):
         return config
-    config = json.loads(json.dumps(config))
+    text = json.dumps(config)
+    run_dir = (config.get("paths") or {}).get("output_dir")
+    if isinstance(run_dir, str) and run_dir:
+        text = text.replace(json.dumps(run_dir)[1:-1], "<run dir>")
+    config = json.loads(text)
     for key in RUNTIME_KEYS:
         node = config
         for part in key[:-1]:

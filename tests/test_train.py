@@ -155,11 +155,11 @@ def test_relaunch_skips_finished_run_and_reruns_changed_config(tmp_path, capsys)
 
 def test_a_finished_run_moved_to_another_path_is_still_skipped(tmp_path, capsys):
     """A sweep folder committed, then relaunched from a clone elsewhere: nothing runs again."""
-    first = train(make_cfg(tmp_path / "a"))
+    first = train(make_cfg(tmp_path / "a", "logger=csv"))  # its save_dir holds the run folder too
     _finished(first)
     (tmp_path / "a" / "run").rename(tmp_path / "b")
     capsys.readouterr()
-    cfg = make_cfg(tmp_path / "x")
+    cfg = make_cfg(tmp_path / "x", "logger=csv")
     cfg.paths.output_dir = str(tmp_path / "b")
     again = train(cfg)
     assert "[stabilize] skip" in capsys.readouterr().out and again["seconds"] == first["seconds"]
