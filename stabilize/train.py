@@ -69,7 +69,9 @@ def set_up(cfg: DictConfig, strategies: list[Strategy], seed: int, callbacks=(),
     loggers = [instantiate(node) for node in (cfg.get("logger") or {}).values() if node is not None]
     own = [instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node is not None]
     trainer_args = OmegaConf.to_container(cfg.trainer, resolve=True)
-    trainer = pl.Trainer(**{**trainer_args, "devices": trainer_args["devices"] if devices is None else devices}, max_steps=total_steps,
+    if devices is not None:
+        trainer_args["devices"] = devices
+    trainer = pl.Trainer(**trainer_args, max_steps=total_steps,
                          max_epochs=math.ceil(total_steps / steps_per_epoch),  # what the progress bar shows
                          logger=loggers or False, callbacks=[*own, *callbacks], enable_checkpointing=False,
                          num_sanity_val_steps=0, default_root_dir=cfg.paths.output_dir)
