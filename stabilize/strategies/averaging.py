@@ -11,15 +11,14 @@ from stabilize.strategies.base import Strategy
 
 
 class WeightAveraging(Strategy):
-    def __init__(self):
+    """`multi_avg_fn`: how AveragedModel combines the weights (None: the equal average)."""
+
+    def __init__(self, multi_avg_fn=None):
+        self.multi_avg_fn = multi_avg_fn
         self.average: AveragedModel | None = None
 
-    def averaged_model(self, module) -> AveragedModel:
-        """The strategy's AveragedModel of `module.model`."""
-        raise NotImplementedError
-
     def on_train_start(self, module):
-        self.average = self.averaged_model(module)
+        self.average = AveragedModel(module.model, multi_avg_fn=self.multi_avg_fn)
 
     def update(self, module) -> bool:
         """Whether the average takes the weights after this optimizer step."""

@@ -5,7 +5,7 @@ No official default exists for few-sample BERT fine-tuning: decay 0.99 (a window
 steps) fits runs of a few hundred steps, where 0.999 would still be mostly the pre-trained
 weights at the end.
 """
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 from stabilize.strategies.averaging import WeightAveraging
 
@@ -14,8 +14,5 @@ class EMA(WeightAveraging):
     def __init__(self, decay: float = 0.99):
         if not 0 < decay < 1:
             raise ValueError(f"decay must be in (0, 1), got {decay!r}")
-        super().__init__()
+        super().__init__(multi_avg_fn=get_ema_multi_avg_fn(decay))
         self.decay = decay
-
-    def averaged_model(self, module):
-        return AveragedModel(module.model, multi_avg_fn=get_ema_multi_avg_fn(self.decay))

@@ -8,7 +8,7 @@ the run's own schedule goes on (Izmailov et al. use a constant or cyclic rate; t
 runs here are short, hence the choice).
 """
 from torch.optim.lr_scheduler import SequentialLR
-from torch.optim.swa_utils import SWALR, AveragedModel
+from torch.optim.swa_utils import SWALR
 
 from stabilize.strategies.averaging import WeightAveraging
 
@@ -28,9 +28,6 @@ class SWA(WeightAveraging):
     def start_step(self, module) -> int:
         """The first optimizer step (counted from 1) whose weights enter the average."""
         return max(1, round(self.start * module.total_steps))
-
-    def averaged_model(self, module):
-        return AveragedModel(module.model)
 
     def update(self, module):
         step = module.global_step + 1  # Lightning counts the step just taken after this hook
