@@ -146,7 +146,6 @@ def _targets(cfg: DictConfig, group: str) -> list[str]:
             continue
         try:
             get_object(target)
-        except ImportError as e:
-            cause = str(e).splitlines()[1] if len(str(e).splitlines()) > 1 else str(e)
-            problems.append(f"{group}.{key}._target_: cannot import {target!r} ({cause.strip()})")
+        except ImportError as e:  # hydra's message spans lines: its cause is the one-line reason
+            problems.append(f"{group}.{key}._target_: cannot import {target!r} ({e.__cause__ or e})")
     return problems

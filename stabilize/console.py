@@ -10,7 +10,10 @@ import warnings
 
 from transformers.utils import logging as hf_logging
 
-LIBRARY_LOGGERS = ("pytorch_lightning", "lightning", "lightning_fabric", "transformers")
+# logger -> the level shown while quiet; hydra.utils logs a failed import of a `_target_` over
+# several lines, which the validation pass already reports in one, naming the key
+LIBRARY_LOGGERS = {"pytorch_lightning": logging.ERROR, "lightning": logging.ERROR, "lightning_fabric": logging.ERROR,
+                   "transformers": logging.ERROR, "hydra.utils": logging.CRITICAL}
 
 
 @contextlib.contextmanager
@@ -23,8 +26,8 @@ def quiet(verbose: bool):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            for name in LIBRARY_LOGGERS:
-                logging.getLogger(name).setLevel(logging.ERROR)
+            for name, level in LIBRARY_LOGGERS.items():
+                logging.getLogger(name).setLevel(level)
             hf_logging.disable_progress_bar()
             yield
     finally:

@@ -116,7 +116,7 @@ def build_method(method_cfg: DictConfig) -> list[Strategy]:
         try:
             cls = get_object(target)
         except ImportError as e:
-            problems.append(f"{where}._target_: cannot import {target!r} ({e})")
+            problems.append(f"{where}._target_: cannot import {target!r} ({e.__cause__ or e})")
             continue
         if not (isinstance(cls, type) and issubclass(cls, Strategy)):
             problems.append(f"{where}._target_: {target!r} is not a subclass of stabilize.strategies.Strategy")
