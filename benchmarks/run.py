@@ -1,6 +1,7 @@
 """stabilize vs a bare PyTorch loop: per-step overhead, whole runs, padding, strategies, sweeps, memory.
 
-    python -m benchmarks.run                       # all items -> benchmarks/results/<date>.md (1.5 h on 2 quiet cores)
+    python -m benchmarks.run                       # all items -> benchmarks/results/<date>.md (1.5 h on 2 quiet cores before
+                                                   # item 4 had the methods after the seeds: ~0.5 h more, estimated)
     python -m benchmarks.run --quick               # same code paths, small sizes -> benchmarks/RESULTS-quick.md
     python -m benchmarks.run --only 1 4            # some items
     python -m benchmarks.run --only 3 --grouping-seeds 5   # + 5 MRPC seeds with and without grouping

@@ -65,7 +65,8 @@ def variant_rows(ctx, sessions) -> list[list]:
             if name not in p:
                 continue
             r, err = ratio(session, name, "standard"), p[name]["error"]
-            store[name] = {"session": k, "ratio": r, "step": summary(p[name]["times"]),
+            store[name] = {"session": k, "ratio": r, "times": p[name]["times"],
+                           "standard_times": p["standard"]["times"], "step": summary(p[name]["times"]),
                            "same_batches": p[name]["same_batches"], "error": err,
                            "hooks": p[name]["hooks"], "peak_rss_mib": p[name]["peak_rss_mib"]}
             rows.append([name, f"`{' '.join(ov)}`", k, fmt(r), fmt(summary(p[name]["times"])),
