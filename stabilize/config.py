@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import CONFIG_MAPPING
 
 from stabilize import sweep, tasks
-from stabilize.errors import ConfigError
+from stabilize.errors import ConfigError, is_int
 from stabilize.evaluation import EvalPlan
 from stabilize.strategies.base import Strategy, build_method
 
@@ -68,27 +68,23 @@ def validate(cfg: DictConfig) -> list[Strategy]:
     return strategies
 
 
-def _is_int(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
 def _values(cfg: DictConfig) -> list[str]:
     problems = []
-    if cfg.seed is not None and not (_is_int(cfg.seed) and cfg.seed >= 0):
+    if cfg.seed is not None and not (is_int(cfg.seed) and cfg.seed >= 0):
         problems.append(f"seed: {cfg.seed!r} is not a non-negative integer (0 is valid)")
     per_gpu = cfg.device.jobs_per_gpu
-    if not (_is_int(per_gpu) and per_gpu >= 1):
+    if not (is_int(per_gpu) and per_gpu >= 1):
         problems.append(f"device.jobs_per_gpu: {per_gpu!r} is not a positive integer")
-    if cfg.threads is not None and not (_is_int(cfg.threads) and cfg.threads > 0):
+    if cfg.threads is not None and not (is_int(cfg.threads) and cfg.threads > 0):
         problems.append(f"threads: {cfg.threads!r} is not a positive integer (null: torch's choice)")
     o = cfg.optim
     if not (isinstance(o.lr, (int, float)) and o.lr > 0):
         problems.append(f"optim.lr: {o.lr!r} is not a positive number")
-    if o.max_steps is None and not (_is_int(o.max_epochs) and o.max_epochs > 0):
+    if o.max_steps is None and not (is_int(o.max_epochs) and o.max_epochs > 0):
         problems.append(f"optim.max_epochs: {o.max_epochs!r} is not a positive integer (or set optim.max_steps)")
-    if o.max_steps is not None and not (_is_int(o.max_steps) and o.max_steps > 0):
+    if o.max_steps is not None and not (is_int(o.max_steps) and o.max_steps > 0):
         problems.append(f"optim.max_steps: {o.max_steps!r} is not a positive integer")
-    if not (_is_int(o.batch_size) and o.batch_size > 0):
+    if not (is_int(o.batch_size) and o.batch_size > 0):
         problems.append(f"optim.batch_size: {o.batch_size!r} is not a positive integer")
     if not (isinstance(o.warmup_ratio, (int, float)) and 0 <= o.warmup_ratio < 1):
         problems.append(f"optim.warmup_ratio: {o.warmup_ratio!r} is not in [0, 1)")
@@ -99,7 +95,7 @@ def _values(cfg: DictConfig) -> list[str]:
 def _model(cfg: DictConfig) -> list[str]:
     """model.path names a folder or a hub id; data.max_length fits the model's positions."""
     m, max_length = cfg.model, cfg.data.max_length
-    if not (_is_int(max_length) and max_length >= 2):
+    if not (is_int(max_length) and max_length >= 2):
         return [f"data.max_length: {max_length!r} is not an integer >= 2 (a row needs [CLS] and [SEP])"]
     if m.get("random_config") is not None:
         model_config = OmegaConf.to_container(m.random_config)

@@ -12,5 +12,10 @@ class ConfigError(ValueError):
         super().__init__(problems[0] if len(problems) == 1 else "invalid config:\n  " + "\n  ".join(problems))
 
 
+def is_int(x) -> bool:
+    """An integer config value: a bool is not one (YAML's `true` would pass `isinstance(x, int)`)."""
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
 class DataError(ValueError):
     """A data file that cannot be read as its task says; the message starts with `file:line`."""

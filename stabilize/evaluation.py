@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from stabilize.errors import ConfigError
+from stabilize.errors import ConfigError, is_int
 
 
 def eval_steps(total_steps: int, times: int) -> list[int]:
@@ -32,7 +32,7 @@ def epoch_eval_steps(total_steps: int, steps_per_epoch: int, per_epoch: int) -> 
 
 
 def _positive_or_null(value) -> bool:
-    return value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0)
+    return value is None or (is_int(value) and value > 0)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from stabilize import metrics, readers
-from stabilize.errors import ConfigError, DataError
+from stabilize.errors import ConfigError, DataError, is_int
 
 TASK_DIR = Path(__file__).resolve().parent.parent / "conf" / "task"  # the task files shipped
 VENDORED_DIR = Path(__file__).resolve().parent / "glue"              # data.dir: null
@@ -113,10 +113,6 @@ def _plain(node) -> dict:
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
 
 
-def _is_int(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
 def _by_split(x) -> bool:
     """`x` is {train: str, dev: str}."""
     return isinstance(x, dict) and set(x) == set(SPLITS) and all(isinstance(v, str) for v in x.values())
@@ -127,10 +123,10 @@ def _data_problems(d: DictConfig) -> list[str]:
     if d.get("source") not in SOURCES:
         problems.append(f"data.source: {d.get('source')!r} is neither 'files' (data.dir) nor 'hub' (task.hub)")
     size = d.get("train_size")
-    if size != "full" and not (_is_int(size) and size > 0):
+    if size != "full" and not (is_int(size) and size > 0):
         problems.append(f"data.train_size: {size!r} is neither a positive integer nor 'full'")
     for key in ("seed", "split_seed"):
-        if not (_is_int(d.get(key)) and d.get(key) >= 0):
+        if not (is_int(d.get(key)) and d.get(key) >= 0):
             problems.append(f"data.{key}: {d.get(key)!r} is not a non-negative integer")
     if d.get("source") == "files" and d.get("dir") is not None and not data_dir(d.dir).is_dir():
         problems.append(f"data.dir: {data_dir(d.dir)} is not a folder")
@@ -196,7 +192,7 @@ def _column_problems(text: tuple, label: tuple, by_name: bool) -> list[str]:
     for key, col in [*((text_key, c) for c in text), (label_key, label)]:
         if by_name and not (isinstance(col, str) and col):
             problems.append(f"{key}: {col!r} is not a column name (the file has a header)")
-        elif not by_name and not (_is_int(col) and col >= 0):
+        elif not by_name and not (is_int(col) and col >= 0):
             problems.append(f"{key}: {col!r} is not a 0-based column index (task.header is false)")
     return problems
 

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from stabilize import layers
+from stabilize.errors import is_int
 from stabilize.strategies.base import Strategy
 
 _NORMS = (nn.LayerNorm, nn.RMSNorm)
@@ -47,10 +48,10 @@ class ReInit(Strategy):
         if len(chosen) > 1:
             raise ValueError(f"{' and '.join(chosen)} are set together; choose one way (num_layers, blocks "
                              f"or pattern) and set the others to null")
-        if num_layers is not None and not (_is_int(num_layers) and num_layers >= 0):
+        if num_layers is not None and not (is_int(num_layers) and num_layers >= 0):
             raise ValueError(f"num_layers must be a non-negative integer, got {num_layers!r}")
         if blocks is not None and not (isinstance(blocks, (list, tuple))
-                                       and all(_is_int(b) and b >= 0 for b in blocks)):
+                                       and all(is_int(b) and b >= 0 for b in blocks)):
             raise ValueError(f"blocks must be a list of block indices (0 = the lowest), got {blocks!r}")
         if pattern is not None:
             try:
@@ -92,7 +93,3 @@ class ReInit(Strategy):
             raise self.error(self.way, f"cannot re-draw {unknown}: ReInit knows Linear, Embedding, Conv1d and norm layers")
         for redraw, p, _ in draws:
             redraw(p)
-
-
-def _is_int(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
