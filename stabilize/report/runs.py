@@ -15,8 +15,9 @@ from stabilize import results
 BASELINE = "standard"  # plain fine-tuning: the method every other one is compared with
 
 _FROM_RECORD = ("status", "task", "model", "method", "seed", "train_size", "metric", "val", "test", "test_last",
-                "majority", "diverged", "below_threshold", "error", "reason", "steps", "epochs", "seconds")
-_SCORES = ("val", "test", "test_last", "majority")
+                "majority", "accuracy", "majority_accuracy", "diverged", "below_threshold", "error", "reason",
+                "steps", "epochs", "seconds")
+_SCORES = ("val", "test", "test_last", "majority", "accuracy", "majority_accuracy")
 RUN_COLUMNS = {
     "run_dir": "the run folder, relative to the sweep folder",
     **{key: results.KEYS[key] for key in _FROM_RECORD},
