@@ -77,6 +77,9 @@ def _values(cfg: DictConfig) -> list[str]:
         problems.append(f"device.jobs_per_gpu: {per_gpu!r} is not a positive integer")
     if cfg.threads is not None and not (is_int(cfg.threads) and cfg.threads > 0):
         problems.append(f"threads: {cfg.threads!r} is not a positive integer (null: torch's choice)")
+    minutes = cfg.get("checkpoint_minutes")
+    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or minutes < 0):
+        problems.append(f"checkpoint_minutes: {minutes!r} is not a number >= 0 (null: never)")
     o = cfg.optim
     if not (isinstance(o.lr, (int, float)) and o.lr > 0):
         problems.append(f"optim.lr: {o.lr!r} is not a positive number")

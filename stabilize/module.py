@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from transformers import get_linear_schedule_with_warmup
 
-from stabilize import metrics, models
+from stabilize import metrics, models, resume
 from stabilize.evaluation import EvalPlan, eval_steps, evaluated_weights, keep_evaluation_weights  # noqa: F401
 from stabilize.layers import NO_DECAY
 from stabilize.strategies.base import Strategy
@@ -45,6 +45,7 @@ class FineTuner(pl.LightningModule):
         self.stopped_early_at: int | None = None  # the step of the evaluation that ended the run early
         self.history: list[dict] = []
         self.best: dict | None = None  # {"step", "select", "val", "state"}
+        self.resumed_at: list[int] = []  # the steps at which an interrupted run went on (stabilize.resume)
         self._nonfinite = torch.zeros((), dtype=torch.bool)
         self.model.train()  # from_pretrained returns eval mode: dropout would stay off
         for s in self.strategies:
@@ -86,6 +87,10 @@ class FineTuner(pl.LightningModule):
             yield {k: v.to(self.device) for k, v in batch.items()}
 
     def on_train_start(self):
+        if self.resumed_at:  # instead of the hooks, what they made: the checkpoint's (Strategy.state_dict)
+            for s, own in zip(self.strategies, self._resumed_states, strict=True):
+                s.load_state_dict(self, own)
+            return
         for s in self.strategies:
             s.on_train_start(self)
 
@@ -127,6 +132,21 @@ class FineTuner(pl.LightningModule):
               f"{n_decay} tensors decayed, {sum(len(g['params']) for g in groups) - n_decay} not; "
               f"{self.total_steps} steps, {warmup} warmup")
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ------------------------------------------------------------ resuming (stabilize.resume)
+    def on_save_checkpoint(self, checkpoint):
+        checkpoint["stabilize"] = {
+            "history": self.history, "best": self.best, "stopped_early_at": self.stopped_early_at,
+            "nonfinite": bool(self._nonfinite), "resumed_at": self.resumed_at,
+            "strategies": [s.state_dict(self) for s in self.strategies], "rng": resume.rng_state()}
+
+    def on_load_checkpoint(self, checkpoint):
+        state = checkpoint["stabilize"]
+        self.history, self.best, self.stopped_early_at = state["history"], state["best"], state["stopped_early_at"]
+        self._nonfinite = torch.tensor(state["nonfinite"])
+        self._resumed_states = state["strategies"]  # loaded in on_train_start: the model on its device
+        self.resumed_at = [*state["resumed_at"], checkpoint["global_step"]]
+        resume.set_rng_state(state["rng"])  # last: nothing draws before the next epoch's shuffle
 
     # ------------------------------------------------------------ evaluation
     def on_train_batch_end(self, outputs, batch, batch_idx):

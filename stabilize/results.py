@@ -25,6 +25,8 @@ RESULTS = "results.json"
 WEIGHT_CHANGE = "weight_change.json"  # per-layer weight change (analysis.py)
 MODEL = "model.pt"                    # the best state, written with save_model=true
 ERROR = "error.txt"                   # the traceback of a run whose status is "error"
+CHECKPOINT = "resume.ckpt"            # while a long run trains: where a relaunch resumes (resume.py)
+CHECKPOINT_CONFIG = "resume.json"     # the config that checkpoint belongs to
 
 # ---------------------------------------------------------------- status values
 OK, FAILED, ERRORED = "ok", "failed", "error"
@@ -52,7 +54,9 @@ KEYS = {
     "below_threshold": "study B: test <= task.fail_threshold (null without a threshold)",
     "history": "list of {step, val, <select metric>} evaluations",
     "stopped_early_at": "step of the evaluation that ended the run early (eval.patience), else null",
-    "steps": "optimizer steps taken", "epochs": "epochs taken", "seconds": "wall time",
+    "resumed_at": "steps at which the run resumed from its checkpoint after an interruption, else null",
+    "steps": "optimizer steps taken", "epochs": "epochs taken",
+    "seconds": "wall time (of the last launch, for a resumed run)",
     "config": "the fully resolved config", "versions": "package versions",
 }
 
@@ -149,16 +153,22 @@ def finished_run(run_dir: Path, config: dict) -> dict | None:
         earlier = read(path)
     except (OSError, ValueError):
         return None
-    if earlier.get("status") in FINISHED and _identity(earlier.get("config")) == _identity(config):
+    if earlier.get("status") in FINISHED and same_config(earlier.get("config"), config):
         return earlier
     return None
+
+
+def same_config(a: dict, b: dict) -> bool:
+    """Whether two resolved configs compute the same run (the runtime keys and the run folder aside)."""
+    return _identity(a) == _identity(b)
 
 
 # Keys that change how or where a run is executed, not what it computes (also left out of run
 # folder names in conf/train.yaml): a sweep relaunched with another n_jobs still skips finished
 # runs, and so does a sweep folder committed and relaunched from a clone at another path.
-RUNTIME_KEYS = (("threads",), ("verbose",), ("trainer", "enable_progress_bar"), ("data", "cache_dir"),
-                ("data", "eval_batch_size"), ("device", "jobs_per_gpu"), ("paths", "output_dir"))
+RUNTIME_KEYS = (("threads",), ("verbose",), ("checkpoint_minutes",), ("trainer", "enable_progress_bar"),
+                ("data", "cache_dir"), ("data", "eval_batch_size"), ("device", "jobs_per_gpu"),
+                ("paths", "output_dir"))
 
 
 def _identity(config):

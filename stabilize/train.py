@@ -24,7 +24,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from stabilize import analysis, config, console, gpus, models, results, tasks
+from stabilize import analysis, config, console, gpus, models, results, resume, tasks
 from stabilize.data import TaskDataModule
 from stabilize.module import Diverged, FineTuner
 from stabilize.strategies.base import Strategy, method_name
@@ -42,6 +42,7 @@ class Run:
     trainer: pl.Trainer
     steps_per_epoch: int
     start_weights: dict | None
+    checkpoint: Path | None  # where an interrupted run resumes (stabilize.resume), else None
 
 
 # ------------------------------------------------------------------ 1. set up
@@ -68,6 +69,9 @@ def set_up(cfg: DictConfig, strategies: list[Strategy], seed: int, callbacks=(),
 
     loggers = [instantiate(node) for node in (cfg.get("logger") or {}).values() if node is not None]
     own = [instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node is not None]
+    run_dir, resolved = Path(cfg.paths.output_dir), resolved_config(cfg)
+    if cfg.get("checkpoint_minutes") is not None:
+        own.append(resume.Checkpointer(run_dir, resolved, cfg.checkpoint_minutes))
     trainer_args = OmegaConf.to_container(cfg.trainer, resolve=True)
     if devices is not None:
         trainer_args["devices"] = devices
@@ -76,12 +80,15 @@ def set_up(cfg: DictConfig, strategies: list[Strategy], seed: int, callbacks=(),
                          logger=loggers or False, callbacks=[*own, *callbacks], enable_checkpointing=False,
                          num_sanity_val_steps=0, default_root_dir=cfg.paths.output_dir)
     start_weights = analysis.snapshot(model) if cfg.analysis.weight_change else None
-    return Run(cfg, strategies, datamodule, module, trainer, steps_per_epoch, start_weights)
+    checkpoint = resume.checkpoint(run_dir, resolved)
+    if checkpoint is not None:
+        print(f"[stabilize] resume from {checkpoint}")
+    return Run(cfg, strategies, datamodule, module, trainer, steps_per_epoch, start_weights, checkpoint)
 
 
 # ------------------------------------------------------------------ 2. fit
 def fit(run: Run) -> None:
-    run.trainer.fit(run.module, datamodule=run.datamodule)
+    run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=run.checkpoint, weights_only=True)
 
 
 # ------------------------------------------------------------------ 3. score
@@ -103,8 +110,7 @@ def score(run: Run) -> dict:
 def train(cfg: DictConfig, callbacks=(), module_class=FineTuner) -> dict:
     """One run recorded in `results.json`; returns the record. `callbacks` are extra Lightning
     callbacks, `module_class` a FineTuner subclass (tests, benchmarks)."""
-    run_dir = Path(cfg.paths.output_dir)
-    resolved = json.loads(json.dumps(OmegaConf.to_container(cfg, resolve=True), default=str))
+    run_dir, resolved = Path(cfg.paths.output_dir), resolved_config(cfg)
     earlier = results.finished_run(run_dir, resolved)
     if earlier is not None:
         print(f"[stabilize] skip {run_dir}: finished earlier with status {earlier['status']}")
@@ -136,13 +142,21 @@ def train(cfg: DictConfig, callbacks=(), module_class=FineTuner) -> dict:
     finally:
         if run is not None:
             record.update(steps=run.trainer.global_step, epochs=run.trainer.global_step / run.steps_per_epoch,
-                          history=run.module.history, stopped_early_at=run.module.stopped_early_at)
+                          history=run.module.history, stopped_early_at=run.module.stopped_early_at,
+                          resumed_at=run.module.resumed_at or None)
         record["seconds"] = round(time.time() - start, 2)
         results.write_json_atomic(run_dir / results.RESULTS, record)
+        if record["status"] in results.FINISHED:
+            resume.clear(run_dir)
     print(summary_line(record, run_dir))
     if record["status"] == results.ERRORED:
         print(f"[stabilize] error: {record['error']}", file=sys.stderr)
     return record
+
+
+def resolved_config(cfg: DictConfig) -> dict:
+    """The config as `results.json` records it: resolved, JSON types only."""
+    return json.loads(json.dumps(OmegaConf.to_container(cfg, resolve=True), default=str))
 
 
 def summary_line(r: dict, run_dir: Path) -> str:

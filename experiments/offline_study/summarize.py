@@ -115,10 +115,11 @@ def table_block(report: Path, df, link: str) -> str:
         stem = f"{task}_{size}"
         table = [line for line in (report / f"table_{stem}.md").read_text().splitlines() if line.startswith("|")]
         metric = "Spearman" if task == "stsb" else "F1"
+        figures = [f"![{name}]({link}/{file})" for name, file in
+                   (("test scores", f"scores_{stem}.png"), ("expected maximum", f"expected_max_{stem}.png"),
+                    ("weight change per layer", f"weight_change_{stem}.png")) if (report / file).is_file()]
         out.append(f"#### {NAMES.get(task, task)} (test {metric} × 100)\n\n" + "\n".join(table) + "\n\n"
-                   f"Figures: [scores]({link}/scores_{stem}.png), [expected maximum]({link}/expected_max_{stem}.png),"
-                   f" [weight change per layer]({link}/weight_change_{stem}.png); the columns are explained in "
-                   f"[{link}/report.md]({link}/report.md).\n")
+                   f"The columns are explained in [{link}/report.md]({link}/report.md).\n\n" + "\n".join(figures) + "\n")
         finished = runs[runs["status"].isin(("ok", "failed")) & runs["test"].notna()]
         per_method = [(m, finished[finished["method"] == m]) for m in method_order(finished["method"])]
         if task == "stsb":

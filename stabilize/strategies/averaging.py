@@ -36,5 +36,12 @@ class WeightAveraging(Strategy):
     def results(self, module):
         return {"averaged_steps": None if self.average is None else int(self.average.n_averaged)}
 
+    def state_dict(self, module):
+        return {"average": self.average.state_dict()}
+
+    def load_state_dict(self, module, state):
+        self.on_train_start(module)
+        self.average.load_state_dict(state["average"])
+
 
 WeightAveraging.incompatible_with = {WeightAveraging: "two weight averages cannot both choose the evaluated weights"}

@@ -23,6 +23,9 @@ training module calls the hooks of all strategies in the order the method lists 
                           the kept best state and the test scores use instead of the trained
                           ones (EMA, SWA); the last answer wins, and the model keeps it at the end
     results               extra keys for `results.json`
+    state_dict            what the strategy holds that a resumed run needs (stabilize.resume):
+    load_state_dict       what `on_train_start` made, and anything updated while training;
+                          a resumed run calls load_state_dict instead of on_train_start
 
 A strategy that cannot work beside another names that class in `incompatible_with`, with the
 reason; `build_method` refuses the pair (LoRA with ReInit, say).
@@ -91,6 +94,15 @@ class Strategy:
     def results(self, module) -> dict:
         """Extra entries for `results.json`."""
         return {}
+
+    def state_dict(self, module) -> dict:
+        """What a resumed run needs: what `on_train_start` made, and what training updates
+        (tensors, numbers, strings, lists and dicts of them)."""
+        return {}
+
+    def load_state_dict(self, module, state: dict) -> None:
+        """Restore `state_dict`'s answer when an interrupted run resumes, in place of `on_train_start`
+        (the model on its device, the checkpoint's weights loaded)."""
 
     def error(self, field: str | None, message: str) -> ConfigError:
         """A ConfigError naming `method.strategies.<key>.<field>` (the strategy's key when field is None)."""

@@ -65,6 +65,14 @@ class ChildTuning(Strategy):
             if p.grad is not None:
                 p.grad.mul_(torch.empty_like(p.grad).bernoulli_(self.p)).div_(self.p)
 
+    def state_dict(self, module):
+        names = {p: name for name, p in module.model.named_parameters()}
+        return {"mask": {names[p]: m for p, m in self.mask.items()}}
+
+    def load_state_dict(self, module, state):
+        params = dict(module.model.named_parameters())
+        self.mask = {params[name]: m.to(params[name].device) for name, m in state["mask"].items()}
+
     def results(self, module):
         if self.variant == "F":
             return {}

@@ -42,3 +42,9 @@ class GradualUnfreezing(Strategy):
 
     def results(self, module):
         return {"unfreeze_stages": self.stages, "extra_steps_for_unfreezing": self.extra_steps}
+
+    def state_dict(self, module):
+        return {"stages": self.stages}
+
+    def load_state_dict(self, module, state):
+        self.stages = state["stages"]

@@ -44,3 +44,9 @@ class LPFT(Strategy):
     def results(self, module):
         return {"probe_steps": self.probe_steps,
                 "probe_last_loss": None if self.probe_loss is None else float(self.probe_loss)}
+
+    def state_dict(self, module):
+        return {"probe_steps": self.probe_steps, "probe_loss": self.probe_loss}  # the probed head: in the weights
+
+    def load_state_dict(self, module, state):
+        self.probe_steps, self.probe_loss = state["probe_steps"], state["probe_loss"]
