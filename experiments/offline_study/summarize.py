@@ -64,12 +64,12 @@ def compare(quantity: str, runs, base, task: str, criterion=None) -> tuple[float
             text = f"mean {d:+.1f}"
         elif quantity == "std":
             d, p = x.std(ddof=1) - y.std(ddof=1), stats.levene(x, y, center="median").pvalue
-            text = f"std {100 * x.std(ddof=1):.1f} vs {100 * y.std(ddof=1):.1f}"
+            text = f"std {100 * x.std(ddof=1):.1f} vs {100 * y.std(ddof=1):.1f}" if min(len(x), len(y)) > 1 else "std –"
         else:
             a, b = failures(runs, task, criterion), failures(base, task, criterion)
             d, p = a.mean() - b.mean(), stats.fisher_exact([[a.sum(), (~a).sum()], [b.sum(), (~b).sum()]]).pvalue
             text = f"failed {a.sum()}/{len(a)} vs {b.sum()}/{len(b)}"
-    return float(np.sign(d)), float(p), text + (f" (p {p:.2g})" if np.isfinite(p) else "")
+    return float(np.sign(d)), float(p), text
 
 
 def verdict(claim: str, observed: float, p: float, alpha: float) -> str:
@@ -95,9 +95,12 @@ def verdict_rows(df) -> list[str]:
                 claim, criterion = claim if isinstance(claim, tuple) else (claim, None)
                 claim = claim.get(task, "=") if isinstance(claim, dict) else claim
                 observed, p, text = compare(quantity, mine, base, task, criterion)
-                parts.append(text)
-                verdicts.append(f"{quantity} " + (verdict(claim, observed, p, ALPHA / len(enough)) if method in enough
-                                                  else f"cannot tell (n < {MIN_SEEDS})"))
+                if method in enough:  # p only where the rule uses it
+                    parts.append(f"{text} (p {p:.2g})")
+                    verdicts.append(f"{quantity} {verdict(claim, observed, p, ALPHA / len(enough))}")
+                else:
+                    parts.append(text)
+                    verdicts.append(f"{quantity} cannot tell (n < {MIN_SEEDS})")
             cells[method][task] = (f"{NAMES[task]} (n {len(mine)} vs {len(base)}): {'; '.join(parts)}",
                                    f"{NAMES[task]}: {', '.join(verdicts)}")
     rows = []
@@ -149,7 +152,7 @@ def wall_text(df) -> str:
         for steps in sorted(runs["steps"].dropna().unique()):
             s = runs[runs["steps"] == steps]["seconds"].dropna()
             parts.append(f"{NAMES.get(task, task)}, {steps:.0f} steps ({', '.join(method_order(runs[runs['steps'] == steps]['method']))}): "
-                         f"{s.min():.0f}–{s.max():.0f} s (median {s.median():.0f} s, {len(s)} runs)")
+                         f"{s.min():.0f}–{s.max():.0f} s (median {s.median():.0f} s, {len(s)} run{'s' * (len(s) > 1)})")
     return "\n".join(f"- {p}" for p in parts) + f"\n\nIn all, {df['seconds'].sum() / 3600:.1f} hours of runs so far."
 
 

@@ -21,6 +21,9 @@ ASO_TAU = 0.2          # eps_min below it: dominance (deepsig's recommendation; 
 # 1000), small next to tau, and a table of 10 methods x 10 seeds takes 5-20 s, not over a minute.
 ASO_BOOTSTRAP = 200
 ASO_SEED = 0
+# Fewer scores a side and the bootstrap has too few distinct resamples to bound eps_W2: with
+# 2 against 2, eps_min is 0 ("dominates almost surely") whenever the two sets do not overlap.
+ASO_MIN_SCORES = 5
 
 
 def bootstrap_ci(x, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
@@ -70,7 +73,8 @@ def expected_max(scores, n_max: int | None = None) -> np.ndarray:
 
 
 def aso(a, b, num_comparisons: int = 1, seed: int = ASO_SEED) -> float:
-    """eps_min of "a stochastically dominates b" (higher scores better); NaN without 2 scores each.
+    """eps_min of "a stochastically dominates b" (higher scores better); NaN with fewer than
+    ASO_MIN_SCORES finite scores on either side.
 
     eps_W2 is the share of the squared distance between the two quantile functions
     where a's lies below b's (Dror et al. 2019): 0 when a is above b at every
@@ -84,7 +88,7 @@ def aso(a, b, num_comparisons: int = 1, seed: int = ASO_SEED) -> float:
     """
     a, b = (np.asarray(x, dtype=float) for x in (a, b))
     a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-    if len(a) < 2 or len(b) < 2:
+    if min(len(a), len(b)) < ASO_MIN_SCORES:
         return math.nan
     from deepsig import aso as deepsig_aso  # imports torch: only when a table compares methods
     state = np.random.get_state()  # deepsig seeds numpy's global generator: the caller's is kept

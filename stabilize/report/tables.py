@@ -10,8 +10,8 @@ import pandas as pd
 
 from stabilize import results
 from stabilize.report.runs import BASELINE, method_order
-from stabilize.report.stats import (ASO_ALPHA, ASO_BOOTSTRAP, ASO_SEED, ASO_TAU, N_RESAMPLES, aso, bootstrap_ci,
-                                    expected_max, welch)
+from stabilize.report.stats import (ASO_ALPHA, ASO_BOOTSTRAP, ASO_MIN_SCORES, ASO_SEED, ASO_TAU, N_RESAMPLES, aso,
+                                    bootstrap_ci, expected_max, welch)
 
 # Which way is better for the columns marked in bold.
 HIGHER = ("mean", "min", "median", "max")
@@ -22,11 +22,13 @@ def summary_table(runs: pd.DataFrame, baseline: str = BASELINE) -> pd.DataFrame:
     """One row per method label of one task x size; raw metric scale (not x100).
 
     `aso_eps_min`: ASO of the method against the baseline, Bonferroni-corrected over the
-    `aso_comparisons` methods of this table that have 2 scores or more.
+    `aso_comparisons` methods of this table that have ASO_MIN_SCORES scores or more (as the
+    baseline must).
     """
     scores = {label: runs[runs["label"] == label]["test"].dropna().to_numpy() for label in method_order(runs["label"])}
     base = scores.get(baseline, np.array([]))
-    compared = [label for label, x in scores.items() if label != baseline and len(x) > 1] if len(base) > 1 else []
+    enough = ASO_MIN_SCORES
+    compared = [label for label, x in scores.items() if label != baseline and len(x) >= enough] if len(base) >= enough else []
     rows = []
     for label, x in scores.items():
         g = runs[runs["label"] == label]
@@ -76,7 +78,8 @@ def table_markdown(table: pd.DataFrame, task: str, size: str, metric: str | None
             f"ε_min: Almost Stochastic Order (Dror et al. 2019; deepsig) of the method against `{BASELINE}`: "
             f"the upper bound of the share of their quantile functions' squared distance where the method is "
             f"below, at confidence 1 − α/m = {1 - ASO_ALPHA / max(m, 1):.4f} (α = {ASO_ALPHA}, Bonferroni over "
-            f"the m = {m} methods compared here; {ASO_BOOTSTRAP} bootstrap resamples, seed {ASO_SEED}); "
+            f"the m = {m} methods compared here; {ASO_BOOTSTRAP} bootstrap resamples, seed {ASO_SEED}; "
+            f"only with {ASO_MIN_SCORES} scores or more a side); "
             f"0: above at every quantile, 1: below; "
             f"✓: ε_min < τ = {ASO_TAU}, the method stochastically dominates `{BASELINE}` almost surely. "
             f"Bold: best in its column.\n\n")
