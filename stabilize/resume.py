@@ -38,8 +38,11 @@ class Checkpointer(pl.Callback):
     def on_train_epoch_start(self, trainer, module):
         if trainer.current_epoch == 0 or time.monotonic() - self.last < 60 * self.minutes:
             return
-        loop = trainer.fit_loop.epoch_loop  # what it is about to do for the new epoch, done before
-        loop.batch_progress.reset_on_run()  # saving: the checkpoint counts no batch of this epoch
+        # What Lightning's epoch loop is about to do for the new epoch, done before saving, so that
+        # the checkpoint counts no batch of it (else the resumed epoch would start at its end);
+        # tests/test_resume.py fails if a Lightning version changes this.
+        loop = trainer.fit_loop.epoch_loop
+        loop.batch_progress.reset_on_run()
         loop.scheduler_progress.reset_on_run()
         loop.automatic_optimization.optim_progress.reset_on_run()
         loop.val_loop.batch_progress.total.reset()

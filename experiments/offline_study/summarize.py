@@ -14,6 +14,7 @@ import numpy as np
 from scipy import stats
 
 from stabilize.report import BASELINE, groups, load_runs, write_report
+from stabilize.results import FINISHED
 from stabilize.report.runs import method_order
 
 NAMES = {"stsb": "STS-B", "mrpc": "MRPC"}
@@ -64,7 +65,8 @@ def compare(quantity: str, runs, base, task: str, criterion=None) -> tuple[float
             text = f"mean {d:+.1f}"
         elif quantity == "std":
             d, p = x.std(ddof=1) - y.std(ddof=1), stats.levene(x, y, center="median").pvalue
-            text = f"std {100 * x.std(ddof=1):.1f} vs {100 * y.std(ddof=1):.1f}" if min(len(x), len(y)) > 1 else "std –"
+            text = "std –" if min(len(x), len(y)) < 2 else \
+                f"std {100 * x.std(ddof=1):.1f} vs {100 * y.std(ddof=1):.1f}"
         else:
             a, b = failures(runs, task, criterion), failures(base, task, criterion)
             d, p = a.mean() - b.mean(), stats.fisher_exact([[a.sum(), (~a).sum()], [b.sum(), (~b).sum()]]).pvalue
@@ -83,7 +85,7 @@ def verdict_rows(df) -> list[str]:
     claims = {**CLAIMS, **{m: AFTER for m in sorted(set(df["method"]) - set(CLAIMS) - {BASELINE})}}
     cells = {m: {} for m in claims}
     for task, _, runs in in_order(df):
-        runs = runs[runs["status"].isin(("ok", "failed")) & runs["test"].notna()]
+        runs = scored(runs)
         base = runs[runs["method"] == BASELINE]
         enough = [m for m in claims if min(len(runs[runs["method"] == m]), len(base)) >= MIN_SEEDS]
         for method, (_, quantities) in claims.items():
@@ -122,8 +124,9 @@ def table_block(report: Path, df, link: str) -> str:
                    (("test scores", f"scores_{stem}.png"), ("expected maximum", f"expected_max_{stem}.png"),
                     ("weight change per layer", f"weight_change_{stem}.png")) if (report / file).is_file()]
         out.append(f"#### {NAMES.get(task, task)} (test {metric} × 100)\n\n" + "\n".join(table) + "\n\n"
-                   f"The columns are explained in [{link}/report.md]({link}/report.md).\n\n" + "\n".join(figures) + "\n")
-        finished = runs[runs["status"].isin(("ok", "failed")) & runs["test"].notna()]
+                   f"The columns are explained in [{link}/report.md]({link}/report.md).\n\n"
+                   + "\n".join(figures) + "\n")
+        finished = scored(runs)
         per_method = [(m, finished[finished["method"] == m]) for m in method_order(finished["method"])]
         if task == "stsb":
             low = [f"{m} {(g['test'] < STSB_LEARNS).sum()}/{len(g)}" for m, g in per_method]
@@ -137,23 +140,30 @@ def table_block(report: Path, df, link: str) -> str:
 
 
 def status_text(df, recipe) -> str:
-    counts = {t: (r["status"].isin(("ok", "failed"))).sum() for t, _, r in in_order(df)}
+    counts = {t: r["status"].isin(FINISHED).sum() for t, _, r in in_order(df)}
     done = ", ".join(f"{NAMES.get(t, t)} {n}" for t, n in counts.items())
     return (f"**Status of this commit: in progress.** Finished runs in `sweep/`: {done} "
             f"(of 180 on STS-B and 190 on MRPC), in `sweep_recipe/`: "
-            f"{int(recipe['status'].isin(('ok', 'failed')).sum()) if recipe is not None else 0} of 40. "
+            f"{0 if recipe is None else recipe['status'].isin(FINISHED).sum()} of 40. "
             "Relaunch `run.sh` to go on; `python summarize.py` refreshes this README.")
 
 
 def wall_text(df) -> str:
     parts = []
     for task, _, runs in in_order(df):
-        runs = runs[runs["status"].isin(("ok", "failed"))]
+        runs = runs[runs["status"].isin(FINISHED)]
         for steps in sorted(runs["steps"].dropna().unique()):
-            s = runs[runs["steps"] == steps]["seconds"].dropna()
-            parts.append(f"{NAMES.get(task, task)}, {steps:.0f} steps ({', '.join(method_order(runs[runs['steps'] == steps]['method']))}): "
-                         f"{s.min():.0f}–{s.max():.0f} s (median {s.median():.0f} s, {len(s)} run{'s' * (len(s) > 1)})")
+            same = runs[runs["steps"] == steps]
+            s = same["seconds"].dropna()
+            runs_text = f"{len(s)} run" + "s" * (len(s) > 1)
+            parts.append(f"{NAMES.get(task, task)}, {steps:.0f} steps ({', '.join(method_order(same['method']))}): "
+                         f"{s.min():.0f}–{s.max():.0f} s (median {s.median():.0f} s, {runs_text})")
     return "\n".join(f"- {p}" for p in parts) + f"\n\nIn all, {df['seconds'].sum() / 3600:.1f} hours of runs so far."
+
+
+def scored(runs):
+    """The finished runs with a test score (a diverged run has none)."""
+    return runs[runs["status"].isin(FINISHED) & runs["test"].notna()]
 
 
 def in_order(df):

@@ -27,8 +27,8 @@ def summary_table(runs: pd.DataFrame, baseline: str = BASELINE) -> pd.DataFrame:
     """
     scores = {label: runs[runs["label"] == label]["test"].dropna().to_numpy() for label in method_order(runs["label"])}
     base = scores.get(baseline, np.array([]))
-    enough = ASO_MIN_SCORES
-    compared = [label for label, x in scores.items() if label != baseline and len(x) >= enough] if len(base) >= enough else []
+    compared = [label for label, x in scores.items() if label != baseline and len(x) >= ASO_MIN_SCORES] \
+        if len(base) >= ASO_MIN_SCORES else []
     rows = []
     for label, x in scores.items():
         g = runs[runs["label"] == label]
