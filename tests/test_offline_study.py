@@ -1,9 +1,17 @@
-"""experiments/offline_study/summarize.py on hand-written runs: the README's blocks and verdicts."""
+"""experiments/offline_study: summarize.py on hand-written runs (the README's blocks and verdicts),
+and every launch of run.sh composed and validated."""
 import importlib.util
+import itertools
+import re
 import shutil
+from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf, open_dict
 
+from stabilize.config import validate
+from stabilize.train import CONF_DIR
 from tests.helpers import ROOT, write_run
 
 STUDY = ROOT / "experiments" / "offline_study"
@@ -65,3 +73,30 @@ def test_verdicts_follow_the_rule(summarize, tmp_path):
 def test_a_readme_without_a_block_is_named(summarize, tmp_path):
     with pytest.raises(SystemExit, match="no block `<!-- begin wall -->`"):
         summarize.replace_block("<!-- begin status -->\n<!-- end status -->", "wall", "x")
+
+
+def _run_sh_commands():
+    """Each launch of run.sh as its overrides, `$after` expanded, the runtime ones left out."""
+    text = (STUDY / "run.sh").read_text().replace("\\\n", " ")
+    after = re.search(r"^after=(\S+)$", text, re.M).group(1)
+    seeds_methods = OmegaConf.load(Path(CONF_DIR) / "experiment" / "offline_study.yaml").hydra.sweeper.params.method
+    for line in text.splitlines():
+        if line.startswith("sweep ") or line.startswith("stabilize-train "):
+            args = line.split("||")[0].replace("$after", after).split()
+            args = [a for a in args if "=" in a and not a.startswith(("hydra.", '"$'))]
+            yield args if any(a.startswith("method=") for a in args) else [*args, f"method={seeds_methods}"]
+
+
+@pytest.mark.parametrize("args", list(_run_sh_commands()), ids=" ".join)
+def test_every_run_of_run_sh_composes_and_validates(tmp_path, args):
+    """Days into the study, no phase may stop on a config error: every method x task of every launch."""
+    sweeps = [[f"{a.split('=')[0]}={v}" for v in a.split("=", 1)[1].split(",")] for a in args]
+    for overrides in itertools.product(*sweeps):
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            cfg = compose("train", overrides=["experiment=offline_study", *overrides])
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(tmp_path / "run")
+        validate(cfg)
+        if "method=mosbach" in overrides or "method=bitfit" in overrides or "method=lora" in overrides:
+            lr = next(o for o in overrides if o.startswith("optim.lr="))  # the method's own, not the experiment's
+            assert cfg.optim.lr == float(lr.split("=")[1])
