@@ -7,6 +7,7 @@ training both the last and the best state scored on the test half.
 """
 import itertools
 import math
+import time
 
 import pytorch_lightning as pl
 import torch
@@ -46,6 +47,8 @@ class FineTuner(pl.LightningModule):
         self.history: list[dict] = []
         self.best: dict | None = None  # {"step", "select", "val", "state"}
         self.resumed_at: list[int] = []  # the steps at which an interrupted run went on (stabilize.resume)
+        self.seconds_before = 0.0  # earlier launches' time up to the checkpoint it resumed from
+        self._started = time.monotonic()
         self._nonfinite = torch.zeros((), dtype=torch.bool)
         self.model.train()  # from_pretrained returns eval mode: dropout would stay off
         for s in self.strategies:
@@ -138,12 +141,13 @@ class FineTuner(pl.LightningModule):
         checkpoint["stabilize"] = {
             "history": self.history, "best": self.best, "stopped_early_at": self.stopped_early_at,
             "nonfinite": bool(self._nonfinite), "resumed_at": self.resumed_at,
+            "seconds": self.seconds_before + time.monotonic() - self._started,
             "strategies": [s.state_dict(self) for s in self.strategies], "rng": resume.rng_state()}
 
     def on_load_checkpoint(self, checkpoint):
         state = checkpoint["stabilize"]
         self.history, self.best, self.stopped_early_at = state["history"], state["best"], state["stopped_early_at"]
-        self._nonfinite = torch.tensor(state["nonfinite"])
+        self._nonfinite, self.seconds_before = torch.tensor(state["nonfinite"]), state["seconds"]
         self._resumed_states = state["strategies"]  # loaded in on_train_start: the model on its device
         self.resumed_at = [*state["resumed_at"], checkpoint["global_step"]]
         resume.set_rng_state(state["rng"])  # last: nothing draws before the next epoch's shuffle

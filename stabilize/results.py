@@ -56,7 +56,7 @@ KEYS = {
     "stopped_early_at": "step of the evaluation that ended the run early (eval.patience), else null",
     "resumed_at": "steps at which the run resumed from its checkpoint after an interruption, else null",
     "steps": "optimizer steps taken", "epochs": "epochs taken",
-    "seconds": "wall time (of the last launch, for a resumed run)",
+    "seconds": "wall time (a resumed run: the last launch's, plus the earlier ones' up to its checkpoint)",
     "config": "the fully resolved config", "versions": "package versions",
 }
 

@@ -144,7 +144,7 @@ def train(cfg: DictConfig, callbacks=(), module_class=FineTuner) -> dict:
             record.update(steps=run.trainer.global_step, epochs=run.trainer.global_step / run.steps_per_epoch,
                           history=run.module.history, stopped_early_at=run.module.stopped_early_at,
                           resumed_at=run.module.resumed_at or None)
-        record["seconds"] = round(time.time() - start, 2)
+        record["seconds"] = round(time.time() - start + (run.module.seconds_before if run else 0), 2)
         results.write_json_atomic(run_dir / results.RESULTS, record)
         if record["status"] in results.FINISHED:
             resume.clear(run_dir)

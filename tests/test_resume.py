@@ -1,9 +1,11 @@
-"""An interrupted run resumes at its last epoch end (stabilize.resume) with the numbers of the
+"""An interrupted run resumes at its last checkpointed epoch start (stabilize.resume) with the numbers of the
 run that was never interrupted, for every strategy that holds state or draws random numbers."""
 import json
+from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
+import torch
 
 from stabilize import results
 from stabilize.errors import ConfigError
@@ -36,7 +38,10 @@ class InterruptAfterEpoch(pl.Callback):
 def interrupted_then_relaunched(cfg, epoch=1) -> dict:
     with pytest.raises(Interrupt):
         train(cfg, callbacks=[InterruptAfterEpoch(epoch)])
-    return train(cfg)
+    before = torch.load(Path(cfg.paths.output_dir) / results.CHECKPOINT, weights_only=True)["stabilize"]["seconds"]
+    record = train(cfg)
+    assert record["seconds"] >= round(before, 2) > 0  # the first launch's time up to the checkpoint counts
+    return record
 
 
 @pytest.mark.parametrize("method", METHODS + ["swa method.strategies.swa.swa_lr=1e-3 method.strategies.swa.start=0.1"])
