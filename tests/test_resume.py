@@ -1,5 +1,6 @@
-"""An interrupted run resumes at its last checkpointed epoch start (stabilize.resume) with the numbers of the
-run that was never interrupted, for every strategy that holds state or draws random numbers."""
+"""An interrupted run resumes at its last checkpointed epoch start (stabilize.resume) with the
+numbers of the run that was never interrupted, for every strategy that holds state or draws
+random numbers."""
 import json
 from pathlib import Path
 
