@@ -147,7 +147,8 @@ class FineTuner(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint):
         state = checkpoint["stabilize"]
         self.history, self.best, self.stopped_early_at = state["history"], state["best"], state["stopped_early_at"]
-        self._nonfinite, self.seconds_before = torch.tensor(state["nonfinite"]), state["seconds"]
+        self._nonfinite = torch.tensor(state["nonfinite"])
+        self.seconds_before = state.get("seconds", 0.0)  # not in the first version's checkpoints
         self._resumed_states = state["strategies"]  # loaded in on_train_start: the model on its device
         self.resumed_at = [*state["resumed_at"], checkpoint["global_step"]]
         resume.set_rng_state(state["rng"])  # last: nothing draws before the next epoch's shuffle
