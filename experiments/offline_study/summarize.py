@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from stabilize.report import BASELINE, groups, load_runs, write_report
-from stabilize.results import FINISHED
+from stabilize.report import BASELINE, groups, load_runs, welch, write_report
 from stabilize.report.runs import method_order
+from stabilize.results import FINISHED
 
 NAMES = {"stsb": "STS-B", "mrpc": "MRPC"}
 # Neither paper defines a failed run on STS-B; this study counts one when the test Spearman is
@@ -49,7 +49,8 @@ AFTER = ("section C: a smaller spread over seeds than plain fine-tuning", {"std"
 
 
 def failures(runs, task: str, criterion: str = "status"):
-    """Finished runs that failed: STS-B below STSB_LEARNS, else by `criterion`."""
+    """Which of the finished `runs` failed: on STS-B a test score below STSB_LEARNS, else their
+    status (`status`) or study B's threshold (`below_threshold`)."""
     if task == "stsb":
         return runs["test"] < STSB_LEARNS
     return runs["failed"].astype(bool) if criterion == "status" else runs["below_threshold"].astype(bool)
@@ -61,7 +62,7 @@ def compare(quantity: str, runs, base, task: str, criterion=None) -> tuple[float
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # p is NaN below 2 runs a side
         if quantity == "mean":
-            d, p = 100 * (x.mean() - y.mean()), stats.ttest_ind(x, y, equal_var=False).pvalue
+            d, p = 100 * (x.mean() - y.mean()), welch(x, y)[1]
             text = f"mean {d:+.1f}"
         elif quantity == "std":
             d, p = x.std(ddof=1) - y.std(ddof=1), stats.levene(x, y, center="median").pvalue
