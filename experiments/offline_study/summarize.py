@@ -78,7 +78,7 @@ def compare(quantity: str, runs, base, task: str, criterion=None) -> tuple[float
 def verdict(claim: str, observed: float, p: float, alpha: float) -> str:
     if p < alpha:
         return "agrees" if claim != "=" and observed == (1 if claim == "+" else -1) else "disagrees"
-    return "agrees" if claim == "=" else "cannot tell"
+    return "agrees (no significant difference)" if claim == "=" else "cannot tell"
 
 
 def verdict_rows(df) -> list[str]:
