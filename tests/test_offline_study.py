@@ -2,8 +2,10 @@
 and every launch of run.sh composed and validated."""
 import importlib.util
 import itertools
+import json
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from stabilize.train import CONF_DIR
 from tests.helpers import ROOT, write_run
 
 STUDY = ROOT / "experiments" / "offline_study"
+sys.path.insert(0, str(STUDY))  # summarize.py imports clipping.py beside it, as `python summarize.py` does
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +40,7 @@ def _block(text, name):
 
 def test_verdicts_follow_the_rule(summarize, tmp_path):
     folder = tmp_path / "study"
-    shutil.copytree(STUDY, folder, ignore=shutil.ignore_patterns("sweep*", "report", "pilot"))
+    shutil.copytree(STUDY, folder, ignore=shutil.ignore_patterns("sweep*", "report", "pilot", "diagnosis"))
     sweep = folder / "sweep"
     _stsb(sweep, "standard", [0.60, 0.65, 0.70, 0.55, 0.68, 0.62])
     _stsb(sweep, "reinit", [0.800, 0.801, 0.800, 0.802, 0.800, 0.801])   # higher and narrower: both as in study A
@@ -67,7 +70,46 @@ def test_verdicts_follow_the_rule(summarize, tmp_path):
     assert "Mean test accuracy (the majority class's: 0.685): standard 0.720." in results
     assert "bertadam 2/3" in results
     assert _block(text, "recipe").strip() == "Not run yet."
+    assert _block(text, "clipping").strip() == "Not run yet."
     assert (folder / "report" / "sweep" / "table_stsb_1000.md").is_file()
+
+
+def _monitored(root, method, config, early, late, moves):
+    """A run with a grad_monitor.json: 20 steps of norms `early`, then 40 of `late`, per tensor."""
+    run = write_run(root, f"callbacks=grad_monitor,method={method},seed=0,task=stsb", task="stsb", method=method,
+                    test=0.5, val=0.5, metric="spearman", threshold=None, majority=None, extra_config=config)
+    tensors = ["bert.embeddings.word", "bert.encoder.layer.0.dense", "bert.pooler.dense.weight", "classifier.weight"]
+    monitor = {"every_n_steps": 1, "grad_norm": {"steps": list(range(60)), "tensors": tensors,
+                                                 "values": [early] * 20 + [late] * 40},
+               "rms_change": {"steps": [10, 20], "layers": ["embeddings", "layer.0", "pooler", "head"],
+                              "values": [[m, m, 9.0, 9.0] for m in moves]}}
+    (run / "grad_monitor.json").write_text(json.dumps(monitor))
+
+
+def test_the_clipping_diagnosis_reads_the_runs(tmp_path):
+    """clipping.py: seed-for-seed scores of the unclipped runs, and what each clipping did to the
+    gradient norms the monitor recorded."""
+    from clipping import clipping_block
+
+    assert clipping_block(tmp_path) == "Not run yet."
+    for method, scores in (("standard", [0.6, 0.7]), ("component_clip", [0.2, 0.6])):
+        _stsb(tmp_path / "sweep", method, scores)
+    for seed, test in enumerate([0.1, 0.3]):
+        write_run(tmp_path / "diagnosis", f"method=standard,optim.clip_norm=null,seed={seed},task=stsb", task="stsb",
+                  seed=seed, test=test, val=test, metric="spearman", threshold=None, majority=None,
+                  extra_config={"optim": {"clip_norm": None}})
+    early, late = [0.5, 0.5, 8.0, 6.0], [0.5, 0.5, 0.5, 1.5]  # global norms 10.02, then 1.73
+    _monitored(tmp_path / "diagnosis", "standard", {"optim": {"clip_norm": 1.0}}, early, late, [2e-4, 1e-4])
+    _monitored(tmp_path / "diagnosis", "component_clip",
+               {"optim": {"clip_norm": 1.0}, "method": {"strategies": {"component_clip": {"max_norm": 1.0}}}},
+               early, late, [2e-4, 5e-5])
+    block = clipping_block(tmp_path)
+    assert "| 0 | 0.600 | 0.100 | 0.200 |" in block and "| below 0.5 | 0/2 | 2/2 | 1/2 |" in block
+    assert "above c = 1 at 60 of 60 steps (10.0 to 10.0 in the first 20, median 1.7 from step 48 on)" in block
+    assert "5.79 times that of the first 20 steps" in block          # (0.5 / 1.73) / (0.5 / 10.02)
+    assert "a median of 2 of 4 tensors" in block and "`classifier.weight`, `bert.pooler.dense.weight`)" in block
+    assert "1 from step 48 on" in block and "1.00 times that of the first 20 steps" in block
+    assert "| 20 | 1.00e-04 | 5.00e-05 |" in block
 
 
 def test_a_readme_without_a_block_is_named(summarize, tmp_path):

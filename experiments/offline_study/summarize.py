@@ -2,8 +2,9 @@
 
 For each sweep folder (`sweep/`, `sweep_recipe/`) it writes `report/<sweep>/` (what
 `stabilize-report` writes), then rewrites the README's generated blocks, each between
-`<!-- begin NAME -->` and `<!-- end NAME -->`: `status`, `wall`, `results`, `recipe` and
-`verdicts`. The verdicts follow the rule stated in the README's section 4 (`RULE`).
+`<!-- begin NAME -->` and `<!-- end NAME -->`: `status`, `wall`, `results`, `recipe`,
+`verdicts` and `clipping` (`clipping.py`, from `diagnosis/`). The verdicts follow the rule
+stated in the README's section 4 (`RULE`).
 """
 import re
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from clipping import clipping_block
 from stabilize.report import BASELINE, groups, load_runs, welch, write_report
 from stabilize.report.runs import method_order
 from stabilize.results import FINISHED
@@ -200,7 +202,8 @@ def main(folder: Path) -> None:
               "recipe": (table_block(folder / "report" / "sweep_recipe", recipe, "report/sweep_recipe")
                          if recipe is not None else "Not run yet."),
               "verdicts": "\n".join([f"Rule: {RULE}.\n", "| method | the papers | here, against `standard` | verdict |",
-                                     "|---|---|---|---|", *verdict_rows(df)])}
+                                     "|---|---|---|---|", *verdict_rows(df)]),
+              "clipping": clipping_block(folder)}
     for name, body in blocks.items():
         text = replace_block(text, name, body)
     readme.write_text(text)

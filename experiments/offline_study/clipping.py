@@ -1,0 +1,96 @@
+"""Why `component_clip` fails at this study's setting: the README's `clipping` block, from `diagnosis/`.
+
+Study B (`../../../shared/PAPERS.md`, section B) replaces global gradient-norm clipping with
+clipping each tensor's gradient on its own. Two diagnoses on STS-B, both run with the project
+(the commands are in the README):
+- `standard` without any clipping (`optim.clip_norm=null`), seed for seed against `standard`
+  and `component_clip` of `sweep/`;
+- the gradient norm of every tensor before clipping, at every step (`callbacks=grad_monitor`), in
+  `standard` and `component_clip`, seed 0: how many tensors clipping at c = 1 scales, how global
+  clipping scales the encoder's gradient over the run, how far the layers move.
+`summarize.py` calls `clipping_block`; the tensor names are BERT's (MiniLM).
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+
+from stabilize.monitor import MONITOR_FILE
+from stabilize.results import FINISHED, RESULTS, load
+
+EARLY, LATE = 20, 48   # steps [0, EARLY) against [LATE, end): the first fifth, the second half of 96
+ENCODER = (".embeddings.", ".encoder.")  # the tensors below the pooler and the head
+
+
+def runs(folder: Path) -> list[tuple[Path, dict]]:
+    return [(p.parent, r) for p in sorted(folder.glob(f"*/{RESULTS}"))
+            if (r := load(p))["status"] in FINISHED and r["task"] == "stsb"]
+
+
+def gradients(run: Path, c: float, component: bool) -> dict:
+    """From a run's grad_monitor.json: the global norm per step, the tensors above `c` per step,
+    and the encoder tensors' gradient after clipping at `c` (per tensor if `component`, else
+    global), late against early."""
+    monitor = json.loads((run / MONITOR_FILE).read_text())["grad_norm"]
+    norms = np.array(monitor["values"])
+    total = np.sqrt((norms ** 2).sum(axis=1))
+    after = np.minimum(norms, c) if component else norms * np.minimum(1.0, c / total)[:, None]
+    encoder = np.array([any(part in name for part in ENCODER) for name in monitor["tensors"]])
+    rms = lambda x: np.sqrt((x[:, encoder] ** 2).mean(axis=0))  # noqa: E731
+    clipped = (norms > c).sum(axis=0)
+    often = [i for i in np.argsort(-clipped, kind="stable")[:3] if clipped[i]]
+    return {"often": ", ".join(f"`{monitor['tensors'][i]}`" for i in often), "steps": len(norms), "tensors": norms.shape[1], "encoder": int(encoder.sum()), "total": total,
+            "above": (norms > c).sum(axis=1), "late_over_early": float(np.median(rms(after[LATE:]) / rms(after[:EARLY])))}
+
+
+def layer_moves(run: Path) -> list[tuple[int, float]]:
+    """(evaluation step, mean over the embedding and encoder layers of the largest RMS change)."""
+    change = json.loads((run / MONITOR_FILE).read_text())["rms_change"]
+    lower = [i for i, name in enumerate(change["layers"]) if name not in ("pooler", "head")]
+    return [(step, float(np.mean(np.array(row)[lower]))) for step, row in zip(change["steps"], change["values"])]
+
+
+def clipping_block(folder: Path) -> str:
+    diagnosis = folder / "diagnosis"
+    found = runs(diagnosis) if diagnosis.is_dir() else []
+    if not found:
+        return "Not run yet."
+    test = {(r["method"], r["seed"]): r["test"] for _, r in runs(folder / "sweep")}
+    unclipped = sorted((r["seed"], r["test"]) for _, r in found if r["config"]["optim"]["clip_norm"] is None)
+    fmt = lambda x: "–" if x is None else f"{x:.3f}"  # noqa: E731
+    below = lambda xs: f"{sum(x is not None and x < 0.5 for x in xs)}/{len(xs)}"  # noqa: E731
+    seeds = [s for s, _ in unclipped]
+    columns = {"`standard` (global clipping)": [test.get(("standard", s)) for s in seeds],
+               "no clipping": [t for _, t in unclipped],
+               "`component_clip`": [test.get(("component_clip", s)) for s in seeds]}
+    lines = ["Test Spearman, seed for seed:", "",
+             "| seed | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    lines += [f"| {s} | " + " | ".join(fmt(v[i]) for v in columns.values()) + " |" for i, s in enumerate(seeds)]
+    lines.append("| below 0.5 | " + " | ".join(below(v) for v in columns.values()) + " |")
+    monitored = {r["method"]: (run, r) for run, r in found if (run / MONITOR_FILE).is_file() and r["seed"] == 0}
+    if {"standard", "component_clip"} <= monitored.keys():
+        std_run, std = monitored["standard"]
+        cc_run, cc = monitored["component_clip"]
+        c = cc["config"]["method"]["strategies"]["component_clip"]["max_norm"]
+        g_std = gradients(std_run, std["config"]["optim"]["clip_norm"], component=False)
+        g_cc = gradients(cc_run, c, component=True)
+        total, c_global = g_std["total"], std["config"]["optim"]["clip_norm"]
+        lines += ["", f"Gradient norms before clipping, seed 0 ({g_std['tensors']} tensors, {g_std['encoder']} of "
+                  "them in the embeddings and the encoder; test Spearman "
+                  f"{fmt(std['test'])} for `standard`, {fmt(cc['test'])} for `component_clip`):", "",
+                  f"- `standard`: the global norm is above c = {c_global:g} at {int((total > c_global).sum())} of {g_std['steps']} steps "
+                  f"({total[:EARLY].min():.1f} to {total[:EARLY].max():.1f} in the first {EARLY}, median "
+                  f"{np.median(total[LATE:]):.1f} from step {LATE} on), so global clipping scales every tensor's "
+                  "gradient down by it, by less as the norm falls. The encoder's gradient after clipping "
+                  "grows: its RMS from step "
+                  f"{LATE} on is {g_std['late_over_early']:.2f} times that of the first {EARLY} steps "
+                  f"(median over the {g_std['encoder']} tensors).",
+                  f"- `component_clip`: a median of {np.median(g_cc['above'][:EARLY]):.0f} of {g_cc['tensors']} "
+                  f"tensors per step have a norm above c = {c:g} in the first {EARLY} steps (most often "
+                  f"{g_cc['often']}), {np.median(g_cc['above'][LATE:]):.0f} from step {LATE} on; the others are "
+                  "not scaled at all. The encoder's clipped gradient from step "
+                  f"{LATE} on is {g_cc['late_over_early']:.2f} times that of the first {EARLY} steps.",
+                  "", "Largest RMS weight change per evaluation interval, mean over the embedding and encoder layers:",
+                  "", "| step | `standard` | `component_clip` |", "|---|---|---|"]
+        lines += [f"| {s} | {a:.2e} | {b:.2e} |" for (s, a), (_, b) in zip(layer_moves(std_run), layer_moves(cc_run))]
+    return "\n".join(lines)
