@@ -37,10 +37,11 @@ def gradients(run: Path, c: float, component: bool) -> dict:
     after = np.minimum(norms, c) if component else norms * np.minimum(1.0, c / total)[:, None]
     encoder = np.array([any(part in name for part in ENCODER) for name in monitor["tensors"]])
     rms = lambda x: np.sqrt((x[:, encoder] ** 2).mean(axis=0))  # noqa: E731
-    clipped = (norms > c).sum(axis=0)
-    often = [i for i in np.argsort(-clipped, kind="stable")[:3] if clipped[i]]
-    return {"often": ", ".join(f"`{monitor['tensors'][i]}`" for i in often), "steps": len(norms), "tensors": norms.shape[1], "encoder": int(encoder.sum()), "total": total,
-            "above": (norms > c).sum(axis=1), "late_over_early": float(np.median(rms(after[LATE:]) / rms(after[:EARLY])))}
+    above = norms > c
+    often = [i for i in np.argsort(-above.sum(axis=0), kind="stable")[:3] if above[:, i].any()]
+    return {"steps": len(norms), "tensors": norms.shape[1], "encoder": int(encoder.sum()), "total": total,
+            "above": above.sum(axis=1), "often": ", ".join(f"`{monitor['tensors'][i]}`" for i in often),
+            "late_over_early": float(np.median(rms(after[LATE:]) / rms(after[:EARLY])))}
 
 
 def layer_moves(run: Path) -> list[tuple[int, float]]:
@@ -78,7 +79,8 @@ def clipping_block(folder: Path) -> str:
         lines += ["", f"Gradient norms before clipping, seed 0 ({g_std['tensors']} tensors, {g_std['encoder']} of "
                   "them in the embeddings and the encoder; test Spearman "
                   f"{fmt(std['test'])} for `standard`, {fmt(cc['test'])} for `component_clip`):", "",
-                  f"- `standard`: the global norm is above c = {c_global:g} at {int((total > c_global).sum())} of {g_std['steps']} steps "
+                  f"- `standard`: the global norm is above c = {c_global:g} at {int((total > c_global).sum())} "
+                  f"of {g_std['steps']} steps "
                   f"({total[:EARLY].min():.1f} to {total[:EARLY].max():.1f} in the first {EARLY}, median "
                   f"{np.median(total[LATE:]):.1f} from step {LATE} on), so global clipping scales every tensor's "
                   "gradient down by it, by less as the norm falls. The encoder's gradient after clipping "
