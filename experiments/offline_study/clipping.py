@@ -27,11 +27,11 @@ def runs(folder: Path) -> list[tuple[Path, dict]]:
             if (r := load(p))["status"] in FINISHED and r["task"] == "stsb"]
 
 
-def gradients(run: Path, c: float, component: bool) -> dict:
-    """From a run's grad_monitor.json: the global norm per step, the tensors above `c` per step,
+def gradients(monitor: dict, c: float, component: bool) -> dict:
+    """From a run's grad_monitor.json (`monitor`): the global norm per step, the tensors above `c` per step,
     and the encoder tensors' gradient after clipping at `c` (per tensor if `component`, else
     global), late against early."""
-    monitor = json.loads((run / MONITOR_FILE).read_text())["grad_norm"]
+    monitor = monitor["grad_norm"]
     norms = np.array(monitor["values"])
     total = np.sqrt((norms ** 2).sum(axis=1))
     after = np.minimum(norms, c) if component else norms * np.minimum(1.0, c / total)[:, None]
@@ -44,9 +44,9 @@ def gradients(run: Path, c: float, component: bool) -> dict:
             "late_over_early": float(np.median(rms(after[LATE:]) / rms(after[:EARLY])))}
 
 
-def layer_moves(run: Path) -> list[tuple[int, float]]:
+def layer_moves(monitor: dict) -> list[tuple[int, float]]:
     """(evaluation step, mean over the embedding and encoder layers of the largest RMS change)."""
-    change = json.loads((run / MONITOR_FILE).read_text())["rms_change"]
+    change = monitor["rms_change"]
     lower = [i for i, name in enumerate(change["layers"]) if name not in ("pooler", "head")]
     return [(step, float(np.mean(np.array(row)[lower]))) for step, row in zip(change["steps"], change["values"])]
 
@@ -72,9 +72,10 @@ def clipping_block(folder: Path) -> str:
     if {"standard", "component_clip"} <= monitored.keys():
         std_run, std = monitored["standard"]
         cc_run, cc = monitored["component_clip"]
+        m_std, m_cc = (json.loads((run / MONITOR_FILE).read_text()) for run in (std_run, cc_run))
         c = cc["config"]["method"]["strategies"]["component_clip"]["max_norm"]
-        g_std = gradients(std_run, std["config"]["optim"]["clip_norm"], component=False)
-        g_cc = gradients(cc_run, c, component=True)
+        g_std = gradients(m_std, std["config"]["optim"]["clip_norm"], component=False)
+        g_cc = gradients(m_cc, c, component=True)
         total, c_global = g_std["total"], std["config"]["optim"]["clip_norm"]
         lines += ["", f"Gradient norms before clipping, seed 0 ({g_std['tensors']} tensors, {g_std['encoder']} of "
                   "them in the embeddings and the encoder; test Spearman "
@@ -94,5 +95,5 @@ def clipping_block(folder: Path) -> str:
                   f"{LATE} on is {g_cc['late_over_early']:.2f} times that of the first {EARLY} steps.",
                   "", "Largest RMS weight change per evaluation interval, mean over the embedding and encoder layers:",
                   "", "| step | `standard` | `component_clip` |", "|---|---|---|"]
-        lines += [f"| {s} | {a:.2e} | {b:.2e} |" for (s, a), (_, b) in zip(layer_moves(std_run), layer_moves(cc_run))]
+        lines += [f"| {s} | {a:.2e} | {b:.2e} |" for (s, a), (_, b) in zip(layer_moves(m_std), layer_moves(m_cc))]
     return "\n".join(lines)
