@@ -91,7 +91,7 @@ def test_the_clipping_diagnosis_reads_the_runs(tmp_path):
     gradient norms the monitor recorded."""
     from clipping import clipping_block
 
-    assert clipping_block(tmp_path) == "Not run yet."
+    assert clipping_block(tmp_path, 0.5) == "Not run yet."
     for method, scores in (("standard", [0.6, 0.7]), ("component_clip", [0.2, 0.6])):
         _stsb(tmp_path / "sweep", method, scores)
     for seed, test in enumerate([0.1, 0.3]):
@@ -103,7 +103,7 @@ def test_the_clipping_diagnosis_reads_the_runs(tmp_path):
     _monitored(tmp_path / "diagnosis", "component_clip",
                {"optim": {"clip_norm": 1.0}, "method": {"strategies": {"component_clip": {"max_norm": 1.0}}}},
                early, late, [2e-4, 5e-5])
-    block = clipping_block(tmp_path)
+    block = clipping_block(tmp_path, 0.5)
     assert "| 0 | 0.600 | 0.100 | 0.200 |" in block and "| below 0.5 | 0/2 | 2/2 | 1/2 |" in block
     assert "above c = 1 at 60 of 60 steps (10.0 to 10.0 in the first 20, median 1.7 from step 48 on)" in block
     assert "5.79 times that of the first 20 steps" in block          # (0.5 / 1.73) / (0.5 / 10.02)

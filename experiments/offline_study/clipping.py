@@ -31,16 +31,16 @@ def gradients(monitor: dict, c: float, component: bool) -> dict:
     """From a run's grad_monitor.json (`monitor`): the global norm per step, the tensors above `c` per step,
     and the encoder tensors' gradient after clipping at `c` (per tensor if `component`, else
     global), late against early."""
-    monitor = monitor["grad_norm"]
-    norms = np.array(monitor["values"])
+    recorded = monitor["grad_norm"]
+    norms = np.array(recorded["values"])
     total = np.sqrt((norms ** 2).sum(axis=1))
     after = np.minimum(norms, c) if component else norms * np.minimum(1.0, c / total)[:, None]
-    encoder = np.array([any(part in name for part in ENCODER) for name in monitor["tensors"]])
+    encoder = np.array([any(part in name for part in ENCODER) for name in recorded["tensors"]])
     rms = lambda x: np.sqrt((x[:, encoder] ** 2).mean(axis=0))  # noqa: E731
     above = norms > c
     often = [i for i in np.argsort(-above.sum(axis=0), kind="stable")[:3] if above[:, i].any()]
     return {"steps": len(norms), "tensors": norms.shape[1], "encoder": int(encoder.sum()), "total": total,
-            "above": above.sum(axis=1), "often": ", ".join(f"`{monitor['tensors'][i]}`" for i in often),
+            "above": above.sum(axis=1), "often": ", ".join(f"`{recorded['tensors'][i]}`" for i in often),
             "late_over_early": float(np.median(rms(after[LATE:]) / rms(after[:EARLY])))}
 
 
@@ -51,7 +51,8 @@ def layer_moves(monitor: dict) -> list[tuple[int, float]]:
     return [(step, float(np.mean(np.array(row)[lower]))) for step, row in zip(change["steps"], change["values"])]
 
 
-def clipping_block(folder: Path) -> str:
+def clipping_block(folder: Path, learns: float) -> str:
+    """The block; a run "fails" below a test Spearman of `learns` (summarize.py's STSB_LEARNS)."""
     diagnosis = folder / "diagnosis"
     found = runs(diagnosis) if diagnosis.is_dir() else []
     if not found:
@@ -59,7 +60,7 @@ def clipping_block(folder: Path) -> str:
     test = {(r["method"], r["seed"]): r["test"] for _, r in runs(folder / "sweep")}
     unclipped = sorted((r["seed"], r["test"]) for _, r in found if r["config"]["optim"]["clip_norm"] is None)
     fmt = lambda x: "–" if x is None else f"{x:.3f}"  # noqa: E731
-    below = lambda xs: f"{sum(x is not None and x < 0.5 for x in xs)}/{len(xs)}"  # noqa: E731
+    below = lambda xs: f"{sum(x is not None and x < learns for x in xs)}/{len(xs)}"  # noqa: E731
     seeds = [s for s, _ in unclipped]
     columns = {"`standard` (global clipping)": [test.get(("standard", s)) for s in seeds],
                "no clipping": [t for _, t in unclipped],
@@ -67,16 +68,16 @@ def clipping_block(folder: Path) -> str:
     lines = ["Test Spearman, seed for seed:", "",
              "| seed | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
     lines += [f"| {s} | " + " | ".join(fmt(v[i]) for v in columns.values()) + " |" for i, s in enumerate(seeds)]
-    lines.append("| below 0.5 | " + " | ".join(below(v) for v in columns.values()) + " |")
+    lines.append(f"| below {learns:g} | " + " | ".join(below(v) for v in columns.values()) + " |")
     monitored = {r["method"]: (run, r) for run, r in found if (run / MONITOR_FILE).is_file() and r["seed"] == 0}
     if {"standard", "component_clip"} <= monitored.keys():
         std_run, std = monitored["standard"]
         cc_run, cc = monitored["component_clip"]
         m_std, m_cc = (json.loads((run / MONITOR_FILE).read_text()) for run in (std_run, cc_run))
+        c_global = std["config"]["optim"]["clip_norm"]
         c = cc["config"]["method"]["strategies"]["component_clip"]["max_norm"]
-        g_std = gradients(m_std, std["config"]["optim"]["clip_norm"], component=False)
-        g_cc = gradients(m_cc, c, component=True)
-        total, c_global = g_std["total"], std["config"]["optim"]["clip_norm"]
+        g_std, g_cc = gradients(m_std, c_global, component=False), gradients(m_cc, c, component=True)
+        total = g_std["total"]
         lines += ["", f"Gradient norms before clipping, seed 0 ({g_std['tensors']} tensors, {g_std['encoder']} of "
                   "them in the embeddings and the encoder; test Spearman "
                   f"{fmt(std['test'])} for `standard`, {fmt(cc['test'])} for `component_clip`):", "",

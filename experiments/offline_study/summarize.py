@@ -203,7 +203,7 @@ def main(folder: Path) -> None:
                          if recipe is not None else "Not run yet."),
               "verdicts": "\n".join([f"Rule: {RULE}.\n", "| method | the papers | here, against `standard` | verdict |",
                                      "|---|---|---|---|", *verdict_rows(df)]),
-              "clipping": clipping_block(folder)}
+              "clipping": clipping_block(folder, STSB_LEARNS)}
     for name, body in blocks.items():
         text = replace_block(text, name, body)
     readme.write_text(text)
