@@ -19,7 +19,7 @@ Items (the issue's numbering), one module each in `benchmarks/items/`:
     (`strategies`; `--variants` picks some)
  5. sweep overhead: process start to first step; data preparation and model load of a multirun's second
     run (`sweep`)
- 6. peak resident memory and bytes written per run (`memory`)
+ 6. peak resident memory and bytes written per run, and a long multirun's peak over a single run's (`memory`)
  7. the accelerator path (trainer=gpu, bf16) when a GPU is there, skipped cleanly otherwise (`accelerator`)
 
 Per-step items run each participant in its own process (forked from a preloaded fork server) and

@@ -10,7 +10,7 @@ FULL = {
               "eval_times": 10, "repeats": 3},
     "padding": {"train_size": 1000, "batch_size": 32, "max_length": 128, "epochs": 20, "rounds": 5,
                 "step_batch_size": 32, "eval_tasks": ("rte", "mrpc")},
-    "memory": {"short_steps": 3, "repeats": 1},
+    "memory": {"short_steps": 3, "repeats": 1, "multirun": 4, "multirun_steps": 24},
     "turns": 2,  # item 2 in turns: seeds
     "threads": None,  # torch's choice (one per core)
 }
@@ -20,7 +20,8 @@ QUICK = {
               "eval_times": 2, "repeats": 1},
     "padding": {"train_size": 1000, "batch_size": 32, "max_length": 128, "epochs": 5, "rounds": 1,
                 "step_batch_size": 4, "eval_tasks": ("rte",)},
-    "memory": {"short_steps": None, "repeats": 0},  # no extra short runs: item 6 reads item 2's runs
+    # no extra short runs: item 6 reads item 2's runs; a multirun of 3 runs of 2 steps
+    "memory": {"short_steps": None, "repeats": 0, "multirun": 3, "multirun_steps": 2},
     "turns": 1,
     "threads": 1,  # one torch thread everywhere: steady timings on a shared machine
 }

@@ -1,9 +1,11 @@
-"""Item 6: peak resident memory and bytes written per run."""
+"""Item 6: peak resident memory and bytes written per run, and over a long multirun."""
+import json
+import sys
 from pathlib import Path
 
 from benchmarks.configs import load_minilm, whole_overrides
 from benchmarks.items.whole_run import whole_runs
-from benchmarks.processes import launch
+from benchmarks.processes import launch, run_process
 from benchmarks.report import table
 from benchmarks.stats import fmt, paired_ratios, summary
 
@@ -19,6 +21,33 @@ def tree_bytes(path: Path) -> dict:
 
 def mib(b: float) -> str:
     return f"{b / 2**20:.1f} MiB"
+
+
+def multirun_peak(ctx, n: int) -> dict:
+    """Peak RSS (MiB) of one `stabilize-train -m` process, Hydra's basic launcher running seeds
+    0..n-1 one after the other at item 2's sizes cut to `multirun_steps` steps; and the statuses."""
+    m = ctx.sizes["memory"]
+    overrides = [o for o in whole_overrides(ctx, 0, max_steps=m["multirun_steps"], eval_times=2)
+                 if not o.startswith("seed=")]
+    folder = ctx.work / "memory" / f"multirun-{n}"
+    cmd = [sys.executable, "-m", "stabilize.train", "-m", *overrides, f"seed={','.join(map(str, range(n)))}",
+           f"hydra.sweep.dir={folder}", f"data.cache_dir={ctx.cache}"]
+    out = run_process(cmd, folder.parent / f"multirun-{n}.log")
+    out["statuses"] = [json.loads(p.read_text())["status"] for p in sorted(folder.glob("*/results.json"))]
+    return out
+
+
+def multirun_lines(ctx) -> list[str]:
+    """A multirun's peak against a single run's: each run must free the one before it."""
+    n = ctx.sizes["memory"]["multirun"]
+    one, many = multirun_peak(ctx, 1), multirun_peak(ctx, n)
+    ratio = many["peak_rss_mib"] / one["peak_rss_mib"]
+    return ["", f"A long multirun: one `stabilize-train -m` process (basic launcher) running {n} runs one after "
+            f"the other ({ctx.sizes['memory']['multirun_steps']} steps, 2 evaluations each, item 2's other "
+            f"sizes) against one running a single run: peak RSS {many['peak_rss_mib']:.0f} MiB against "
+            f"{one['peak_rss_mib']:.0f} MiB, ratio {ratio:.3f} (target ≤ 1.10: a run frees the one before it), "
+            f"{(many['peak_rss_mib'] - one['peak_rss_mib']) / (n - 1):.0f} MiB more per extra run. "
+            f"Statuses: {', '.join(one['statuses'] + many['statuses']) or 'none (see the logs)'}."]
 
 
 def run(ctx, report) -> None:
@@ -68,4 +97,6 @@ def run(ctx, report) -> None:
               *table(["run", "bytes", "files", "what", "model weights"], disk_rows), "",
               f"Token cache (written once per data file, tokenizer and max length, shared by all runs): "
               f"{cache_bytes} bytes in {len(list(ctx.cache.glob('*.pt')))} files."]
+    if ctx.sizes["memory"]["multirun"]:
+        lines += multirun_lines(ctx)
     report.add("6. Memory and disk", lines)
