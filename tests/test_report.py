@@ -107,6 +107,26 @@ def test_expected_max_closed_form():
     assert report.expected_max(STANDARD, 200)[-1] == pytest.approx(max(STANDARD))
 
 
+def test_plots_keep_twenty_methods_apart():
+    """A sweep of the seeds' methods and those after them (about 20): no two lines of the
+    expected-max or weight-change figure share color and line style (matplotlib has 10 colors)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from stabilize.report.plots import plot_expected_max, plot_weight_change
+
+    names = [f"method{i:02d}" for i in range(20)]
+    em = pd.DataFrame({n: [0.5, 0.6] for n in names}, index=[1, 2])
+    wc = pd.DataFrame([{"label": n, "layer": layer, "position": p, "l2": 1.0}
+                       for n in names for p, layer in enumerate(["layer.0", "head"])])
+    for ax in (plot_expected_max(em), plot_weight_change(wc)):
+        looks = {(matplotlib.colors.to_hex(line.get_color()), line.get_linestyle()) for line in ax.get_lines()}
+        assert len(ax.get_lines()) == 20 and len(looks) == 20
+        plt.close(ax.figure)
+
+
 def test_cli_writes_tables_and_plots(sweep, tmp_path, capsys):
     out = tmp_path / "out"
     report.main([str(sweep), "--out", str(out)])

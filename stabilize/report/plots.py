@@ -17,6 +17,14 @@ def _plt():
     return plt
 
 
+def line_styles(labels) -> dict:
+    """A distinct (color, line style) per method: matplotlib's 10 colors, then the same colors
+    dashed, dotted and dash-dotted, so that the methods after the seeds beside the seeds' (about
+    20 in the offline study) stay apart in a legend."""
+    return {label: {"color": f"C{i % 10}", "linestyle": ("-", "--", ":", "-.")[i // 10 % 4]}
+            for i, label in enumerate(labels)}
+
+
 def plot_scores(runs: pd.DataFrame, ax=None, title: str | None = None):
     """Box plot of test scores per method, every run as a point: failed runs as red crosses."""
     plt = _plt()
@@ -79,9 +87,10 @@ def plot_expected_max(table: pd.DataFrame, ax=None, title: str | None = None, me
     plt = _plt()
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    styles = line_styles(table.columns)
     for label in table.columns:
         s = table[label].dropna()
-        ax.plot(s.index, s.to_numpy(), marker="o" if len(s) <= 30 else None, ms=3.5, label=label)
+        ax.plot(s.index, s.to_numpy(), marker="o" if len(s) <= 30 else None, ms=3.5, label=label, **styles[label])
     ax.set_xlabel("number of runs n (random seeds)")
     ax.set_ylabel(f"expected max validation {metric}")
     if len(table) > 1:
@@ -101,11 +110,14 @@ def plot_weight_change(wc: pd.DataFrame, ax=None, title: str | None = None):
         n_layers = wc["layer"].nunique() if len(wc) else 1
         _, ax = plt.subplots(figsize=(max(6.0, 0.45 * n_layers + 2.5), 4.2), layout="constrained")
     order = wc.drop_duplicates("layer").sort_values("position")["layer"].tolist()
-    for label in method_order(wc["label"]):
+    labels = method_order(wc["label"])
+    styles = line_styles(labels)
+    for label in labels:
         g = wc[wc["label"] == label].groupby("layer")["l2"].agg(["mean", "std", "count"]).reindex(order)
         x = np.arange(len(order))
-        ax.plot(x, g["mean"], marker="o", ms=4, label=f"{label} ({int(g['count'].max())} runs)")
-        ax.fill_between(x, g["mean"] - g["std"].fillna(0), g["mean"] + g["std"].fillna(0), alpha=0.15)
+        ax.plot(x, g["mean"], marker="o", ms=4, label=f"{label} ({int(g['count'].max())} runs)", **styles[label])
+        ax.fill_between(x, g["mean"] - g["std"].fillna(0), g["mean"] + g["std"].fillna(0), alpha=0.15,
+                        color=styles[label]["color"])
     ax.set_xticks(range(len(order)), order, rotation=45, ha="right", fontsize=8)
     ax.set_xlabel("layer (bottom → top)")
     ax.set_ylabel("L2 distance to start weights")
