@@ -123,7 +123,8 @@ def train(cfg: DictConfig, callbacks=(), module_class=FineTuner) -> dict:
     start, run = time.time(), None
     # An earlier run of this process (a multirun) left its Trainer, module and callbacks in
     # reference cycles, which only the collector's rare full passes free: without this, each run
-    # held the earlier runs' weights, optimizer states and best states (MiniLM: +480 MiB a run).
+    # held the earlier runs' weights, optimizer states and best states (MiniLM: +623 MiB of peak
+    # memory a run, benchmarks/RESULTS.md, item 6).
     gc.collect()
     try:
         with console.quiet(cfg.get("verbose", False)):
