@@ -1,5 +1,4 @@
 """Item 6: peak resident memory and bytes written per run, and over a long multirun."""
-import json
 import sys
 from pathlib import Path
 
@@ -8,6 +7,7 @@ from benchmarks.items.whole_run import whole_runs
 from benchmarks.processes import launch, run_process
 from benchmarks.report import table
 from benchmarks.stats import fmt, paired_ratios, summary
+from stabilize import results
 
 TITLE = "memory and disk"
 
@@ -33,7 +33,7 @@ def multirun_peak(ctx, n: int) -> dict:
     cmd = [sys.executable, "-m", "stabilize.train", "-m", *overrides, f"seed={','.join(map(str, range(n)))}",
            f"hydra.sweep.dir={folder}", f"data.cache_dir={ctx.cache}"]
     out = run_process(cmd, folder.parent / f"multirun-{n}.log")
-    out["statuses"] = [json.loads(p.read_text())["status"] for p in sorted(folder.glob("*/results.json"))]
+    out["statuses"] = [results.load(p)["status"] for p in sorted(folder.glob(f"*/{results.RESULTS}"))]
     return out
 
 
