@@ -50,7 +50,8 @@ def test_verdicts_follow_the_rule(summarize, tmp_path):
     _stsb(sweep, "ema", [0.63, 0.64, 0.65, 0.64, 0.63, 0.65])      # section C: a smaller spread
     for seed in range(5):
         write_run(sweep, f"method=standard,seed={seed},task=mrpc", task="mrpc", seed=seed, test=0.8, val=0.8,
-                  threshold=0.75, metric="f1", train_size=1000, accuracy=0.72, majority_accuracy=0.685)
+                  threshold=0.75, metric="f1", train_size=1000, accuracy=0.72, majority_accuracy=0.685,
+                  majority=0.81)
     summarize.main(folder)
 
     text = (folder / "README.md").read_text()
@@ -67,7 +68,8 @@ def test_verdicts_follow_the_rule(summarize, tmp_path):
     assert "MRPC, 10 steps (standard)" in _block(text, "wall")
     results = _block(text, "results")
     assert results.index("#### STS-B") < results.index("#### MRPC")
-    assert "Mean test accuracy (the majority class's: 0.685): standard 0.720." in results
+    assert ("Mean test accuracy (the majority class's: 0.685): standard 0.720. The majority class, answered for "
+            "every test pair, scores F1 81.00; methods whose mean test F1 is above it: none.") in results
     assert "bertadam 2/3" in results
     assert _block(text, "recipe").strip() == "Not run yet."
     assert _block(text, "clipping").strip() == "Not run yet."

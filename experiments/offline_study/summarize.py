@@ -137,8 +137,12 @@ def table_block(report: Path, df, link: str) -> str:
                        f"defines one): {', '.join(low)}.\n")
         elif finished["accuracy"].notna().any():
             acc = [f"{m} {g['accuracy'].mean():.3f}" for m, g in per_method]
+            majority = finished["majority"].iloc[0]
+            above = [m for m, g in per_method if g["test"].mean() > majority]
             out.append(f"Mean test accuracy (the majority class's: {finished['majority_accuracy'].iloc[0]:.3f}): "
-                       f"{', '.join(acc)}.\n")
+                       f"{', '.join(acc)}. The majority class, answered for every test pair, scores "
+                       f"F1 {100 * majority:.2f}; methods whose mean test F1 is above it: "
+                       f"{', '.join(above) or 'none'}.\n")
     return "\n".join(out)
 
 
