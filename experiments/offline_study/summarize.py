@@ -141,7 +141,7 @@ def table_block(report: Path, df, link: str) -> str:
             above = [m for m, g in per_method if g["test"].mean() > majority]
             out.append(f"Mean test accuracy (the majority class's: {finished['majority_accuracy'].iloc[0]:.3f}): "
                        f"{', '.join(acc)}. The majority class, answered for every test pair, scores "
-                       f"F1 {100 * majority:.2f}; methods whose mean test F1 is above it: "
+                       f"{metric} {100 * majority:.2f}; methods whose mean test {metric} is above it: "
                        f"{', '.join(above) or 'none'}.\n")
     return "\n".join(out)
 
