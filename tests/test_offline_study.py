@@ -73,6 +73,7 @@ def test_verdicts_follow_the_rule(summarize, tmp_path):
     assert "bertadam 2/3" in results
     assert _block(text, "recipe").strip() == "Not run yet."
     assert _block(text, "clipping").strip() == "Not run yet."
+    assert _block(text, "dropout").strip() == "Not run yet."
     assert (folder / "report" / "sweep" / "table_stsb_1000.md").is_file()
 
 
@@ -112,6 +113,30 @@ def test_the_clipping_diagnosis_reads_the_runs(tmp_path):
     assert "a median of 2 of 4 tensors" in block and "`classifier.weight`, `bert.pooler.dense.weight`)" in block
     assert "1 from step 48 on" in block and "1.00 times that of the first 20 steps" in block
     assert "| 20 | 1.00e-04 | 5.00e-05 |" in block
+
+
+def test_the_dropout_control_reads_the_runs(tmp_path):
+    """dropout.py: Mixout at p = 0 (no dropout) seed for seed against `standard` and `mixout`; the
+    unclipped runs of the clipping diagnosis beside it are not taken for it."""
+    from dropout import dropout_block
+
+    assert dropout_block(tmp_path, 0.5) == "Not run yet."
+    for method, scores in (("standard", [0.6, 0.7, 0.4]), ("mixout", [0.75, 0.72, 0.7])):
+        _stsb(tmp_path / "sweep", method, scores)
+    write_run(tmp_path / "diagnosis", "method=standard,optim.clip_norm=null,seed=0,task=stsb", task="stsb",
+              test=0.1, val=0.1, metric="spearman", threshold=None, majority=None,
+              extra_config={"optim": {"clip_norm": None}})
+    for p, scores in ((0.0, [0.8, 0.65, 0.72]), (0.3, [0.0, 0.0, 0.0])):
+        for seed, test in enumerate(scores):
+            write_run(tmp_path / "diagnosis", f"method.strategies.mixout.p={p},method=mixout,seed={seed},task=stsb",
+                      task="stsb", method="mixout", seed=seed, test=test, val=test, metric="spearman",
+                      threshold=None, majority=None, extra_config={
+                          "optim": {"clip_norm": 1.0}, "method": {"strategies": {"mixout": {"p": p}}}})
+    block = dropout_block(tmp_path, 0.5)
+    assert "| 0 | 0.600 | 0.800 | 0.750 |" in block and "| 2 | 0.400 | 0.720 | 0.700 |" in block
+    assert "| below 0.5 | 1/3 | 0/3 | 0/3 |" in block
+    assert "| mean (std) | 0.567 (0.153) | 0.723 (0.075) | 0.723 (0.025) |" in block
+    assert "above `standard`'s of the same seed in 2 of 3 seeds, and above `mixout`'s in 2." in block
 
 
 def test_a_readme_without_a_block_is_named(summarize, tmp_path):

@@ -27,6 +27,19 @@ def runs(folder: Path) -> list[tuple[Path, dict]]:
             if (r := load(p))["status"] in FINISHED and r["task"] == "stsb"]
 
 
+def fmt(x: float | None) -> str:
+    return "–" if x is None else f"{x:.3f}"
+
+
+def seed_table(seeds: list[int], columns: dict[str, list], learns: float) -> list[str]:
+    """Markdown lines: each column's test Spearman seed for seed, then its count below `learns`."""
+    below = lambda xs: f"{sum(x is not None and x < learns for x in xs)}/{len(xs)}"  # noqa: E731
+    lines = ["Test Spearman, seed for seed:", "",
+             "| seed | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    lines += [f"| {s} | " + " | ".join(fmt(v[i]) for v in columns.values()) + " |" for i, s in enumerate(seeds)]
+    return [*lines, f"| below {learns:g} | " + " | ".join(below(v) for v in columns.values()) + " |"]
+
+
 def gradients(monitor: dict, c: float, component: bool) -> dict:
     """From a run's grad_monitor.json (`monitor`): the global norm per step, the tensors above `c` per step,
     and the encoder tensors' gradient after clipping at `c` (per tensor if `component`, else
@@ -59,16 +72,10 @@ def clipping_block(folder: Path, learns: float) -> str:
         return "Not run yet."
     test = {(r["method"], r["seed"]): r["test"] for _, r in runs(folder / "sweep")}
     unclipped = sorted((r["seed"], r["test"]) for _, r in found if r["config"]["optim"]["clip_norm"] is None)
-    fmt = lambda x: "–" if x is None else f"{x:.3f}"  # noqa: E731
-    below = lambda xs: f"{sum(x is not None and x < learns for x in xs)}/{len(xs)}"  # noqa: E731
     seeds = [s for s, _ in unclipped]
-    columns = {"`standard` (global clipping)": [test.get(("standard", s)) for s in seeds],
-               "no clipping": [t for _, t in unclipped],
-               "`component_clip`": [test.get(("component_clip", s)) for s in seeds]}
-    lines = ["Test Spearman, seed for seed:", "",
-             "| seed | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
-    lines += [f"| {s} | " + " | ".join(fmt(v[i]) for v in columns.values()) + " |" for i, s in enumerate(seeds)]
-    lines.append(f"| below {learns:g} | " + " | ".join(below(v) for v in columns.values()) + " |")
+    lines = seed_table(seeds, {"`standard` (global clipping)": [test.get(("standard", s)) for s in seeds],
+                               "no clipping": [t for _, t in unclipped],
+                               "`component_clip`": [test.get(("component_clip", s)) for s in seeds]}, learns)
     monitored = {r["method"]: (run, r) for run, r in found if (run / MONITOR_FILE).is_file() and r["seed"] == 0}
     if {"standard", "component_clip"} <= monitored.keys():
         std_run, std = monitored["standard"]

@@ -3,7 +3,7 @@
 For each sweep folder (`sweep/`, `sweep_recipe/`) it writes `report/<sweep>/` (what
 `stabilize-report` writes), then rewrites the README's generated blocks, each between
 `<!-- begin NAME -->` and `<!-- end NAME -->`: `status`, `wall`, `results`, `recipe`,
-`verdicts` and `clipping` (`clipping.py`, from `diagnosis/`). The verdicts follow the rule
+`verdicts`, `clipping` and `dropout` (`clipping.py`, `dropout.py`, from `diagnosis/`). The verdicts follow the rule
 stated in the README's section 4 (`RULE`).
 """
 import re
@@ -15,6 +15,7 @@ import numpy as np
 from scipy import stats
 
 from clipping import clipping_block
+from dropout import dropout_block
 from stabilize.report import BASELINE, groups, load_runs, welch, write_report
 from stabilize.report.runs import method_order
 from stabilize.results import FINISHED
@@ -207,7 +208,7 @@ def main(folder: Path) -> None:
                          if recipe is not None else "Not run yet."),
               "verdicts": "\n".join([f"Rule: {RULE}.\n", "| method | the papers | here, against `standard` | verdict |",
                                      "|---|---|---|---|", *verdict_rows(df)]),
-              "clipping": clipping_block(folder, STSB_LEARNS)}
+              "clipping": clipping_block(folder, STSB_LEARNS), "dropout": dropout_block(folder, STSB_LEARNS)}
     for name, body in blocks.items():
         text = replace_block(text, name, body)
     readme.write_text(text)
