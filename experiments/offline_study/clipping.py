@@ -23,6 +23,7 @@ ENCODER = (".embeddings.", ".encoder.")  # the tensors below the pooler and the 
 
 
 def runs(folder: Path) -> list[tuple[Path, dict]]:
+    """The finished STS-B runs under `folder` with their folders; none where it does not exist."""
     return [(p.parent, r) for p in sorted(folder.glob(f"*/{RESULTS}"))
             if (r := load(p))["status"] in FINISHED and r["task"] == "stsb"]
 
@@ -66,8 +67,7 @@ def layer_moves(monitor: dict) -> list[tuple[int, float]]:
 
 def clipping_block(folder: Path, learns: float) -> str:
     """The block; a run "fails" below a test Spearman of `learns` (summarize.py's STSB_LEARNS)."""
-    diagnosis = folder / "diagnosis"
-    found = runs(diagnosis) if diagnosis.is_dir() else []
+    found = runs(folder / "diagnosis")
     if not found:
         return "Not run yet."
     test = {(r["method"], r["seed"]): r["test"] for _, r in runs(folder / "sweep")}

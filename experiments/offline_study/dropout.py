@@ -15,8 +15,7 @@ from clipping import fmt, runs, seed_table
 
 def dropout_block(folder: Path, learns: float) -> str:
     """The block; a run "fails" below a test Spearman of `learns` (summarize.py's STSB_LEARNS)."""
-    diagnosis = folder / "diagnosis"
-    found = sorted((r["seed"], r["test"]) for _, r in (runs(diagnosis) if diagnosis.is_dir() else [])
+    found = sorted((r["seed"], r["test"]) for _, r in runs(folder / "diagnosis")
                    if r["method"] == "mixout" and r["config"]["method"]["strategies"]["mixout"]["p"] == 0)
     if not found:
         return "Not run yet."
