@@ -63,6 +63,8 @@ def test_verdicts_follow_the_rule(summarize, tmp_path):
     assert "STS-B: mean cannot tell (n < 5), failed cannot tell (n < 5)" in rows["bertadam"]
     assert "failed 2/3 vs 0/6" in rows["bertadam"]                  # STS-B: below Spearman 0.5
     assert "STS-B: std agrees" in rows["ema"]
+    # Bonferroni per source: ema, a section C method, does not tighten the papers' methods' α
+    assert "Corrected α: STS-B: 0.05/3 = 0.017 for the papers' methods, 0.05/1 = 0.05 for section C's." in text
     assert rows["longer"].endswith("| not run yet | cannot tell |")
     assert "STS-B 33, MRPC 5" in _block(text, "status")
     assert "MRPC, 10 steps (standard)" in _block(text, "wall")

@@ -9,6 +9,7 @@ verdicts follow the rule stated in the README's section 4 (`RULE`).
 import re
 import sys
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +27,11 @@ NAMES = {"stsb": "STS-B", "mrpc": "MRPC"}
 STSB_LEARNS = 0.5
 MIN_SEEDS = 5   # fewer finished seeds on either side: cannot tell
 ALPHA = 0.05    # divided by the methods with a claim compared on the task (Bonferroni)
-RULE = (f"each test at α = {ALPHA}/m, m the methods compared on that task (Bonferroni), with at least "
-        f"{MIN_SEEDS} seeds a side: a significant difference in the papers' direction agrees, one against it "
-        "(or any, where the papers found none) disagrees; no significant difference agrees where the papers "
-        "found none and cannot tell where they found one")
+RULE = (f"each test at α = {ALPHA}/m (Bonferroni), m the methods with at least {MIN_SEEDS} seeds a side compared "
+        "on that task whose claims have the same source, the papers or section C (so that later methods leave the "
+        "papers' verdicts as they were); a significant difference in the claim's direction agrees, one against it "
+        "(or any, where the claim is of no difference) disagrees; no significant difference agrees where the claim "
+        f"is of no difference and cannot tell where it is of one, as does a method with fewer than {MIN_SEEDS} seeds")
 
 # What the papers found against `standard`, per method: quantity -> task -> "+", "-" or "=" (no clear
 # difference). Quantities: mean (Welch's t-test), std (Brown-Forsythe's test of equal spread),
@@ -84,14 +86,24 @@ def verdict(claim: str, observed: float, p: float, alpha: float) -> str:
     return "agrees (no significant difference)" if claim == "=" else "cannot tell"
 
 
-def verdict_rows(df) -> list[str]:
-    """The verdict table's rows: one per method, every claimed quantity on both tasks."""
+def source(method: str) -> str:
+    """Whose claim a method is tested on: Bonferroni's m counts the methods of one source."""
+    return "the papers' methods" if method in CLAIMS else "section C's"
+
+
+def verdict_rows(df) -> tuple[list[str], list[str]]:
+    """The verdict table's rows, one per method with every claimed quantity on both tasks, and the
+    corrected α per task and source."""
     claims = {**CLAIMS, **{m: AFTER for m in sorted(set(df["method"]) - set(CLAIMS) - {BASELINE})}}
-    cells = {m: {} for m in claims}
+    cells, alphas = {m: {} for m in claims}, []
     for task, _, runs in in_order(df):
         runs = scored(runs)
         base = runs[runs["method"] == BASELINE]
         enough = [m for m in claims if min(len(runs[runs["method"] == m]), len(base)) >= MIN_SEEDS]
+        m = Counter(map(source, enough))  # Bonferroni's m per source
+        if m:
+            alphas.append(f"{NAMES[task]}: " + ", ".join(f"{ALPHA}/{n} = {ALPHA / n:.2g} for {who}"
+                                                         for who, n in m.items()))
         for method, (_, quantities) in claims.items():
             mine = runs[runs["method"] == method]
             if not len(mine) or not len(base):
@@ -103,7 +115,7 @@ def verdict_rows(df) -> list[str]:
                 observed, p, text = compare(quantity, mine, base, task, criterion)
                 if method in enough:  # p only where the rule uses it
                     parts.append(f"{text} (p {p:.2g})")
-                    verdicts.append(f"{quantity} {verdict(claim, observed, p, ALPHA / len(enough))}")
+                    verdicts.append(f"{quantity} {verdict(claim, observed, p, ALPHA / m[source(method)])}")
                 else:
                     parts.append(text)
                     verdicts.append(f"{quantity} cannot tell (n < {MIN_SEEDS})")
@@ -114,7 +126,14 @@ def verdict_rows(df) -> list[str]:
         here = [cells[method][t] for t in ("stsb", "mrpc") if t in cells[method]]
         rows.append(f"| {method} | {papers} | {'<br>'.join(h for h, _ in here) or 'not run yet'} | "
                     f"{'<br>'.join(v for _, v in here) or 'cannot tell'} |")
-    return rows
+    return rows, alphas
+
+
+def verdict_block(df) -> str:
+    rows, alphas = verdict_rows(df)
+    return "\n".join([f"Rule: {RULE}.\n", "| method | the papers | here, against `standard` | verdict |",
+                      "|---|---|---|---|", *rows, "",
+                      f"Corrected α: {'; '.join(alphas) or 'no method has enough seeds yet'}."])
 
 
 def table_block(report: Path, df, link: str) -> str:
@@ -206,8 +225,7 @@ def main(folder: Path) -> None:
               "results": table_block(folder / "report" / "sweep", df, "report/sweep"),
               "recipe": (table_block(folder / "report" / "sweep_recipe", recipe, "report/sweep_recipe")
                          if recipe is not None else "Not run yet."),
-              "verdicts": "\n".join([f"Rule: {RULE}.\n", "| method | the papers | here, against `standard` | verdict |",
-                                     "|---|---|---|---|", *verdict_rows(df)]),
+              "verdicts": verdict_block(df),
               "clipping": clipping_block(folder, STSB_LEARNS), "dropout": dropout_block(folder, STSB_LEARNS)}
     for name, body in blocks.items():
         text = replace_block(text, name, body)
