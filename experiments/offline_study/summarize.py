@@ -26,7 +26,7 @@ NAMES = {"stsb": "STS-B", "mrpc": "MRPC"}
 # below the pilot's learning criterion.
 STSB_LEARNS = 0.5
 MIN_SEEDS = 5   # fewer finished seeds on either side: cannot tell
-ALPHA = 0.05    # divided by the methods with a claim compared on the task (Bonferroni)
+ALPHA = 0.05    # divided by the methods of one source compared on the task (Bonferroni)
 RULE = (f"each test at α = {ALPHA}/m (Bonferroni), m the methods with at least {MIN_SEEDS} seeds a side compared "
         "on that task whose claims have the same source, the papers or section C (so that later methods leave the "
         "papers' verdicts as they were); a significant difference in the claim's direction agrees, one against it "
@@ -100,10 +100,10 @@ def verdict_rows(df) -> tuple[list[str], list[str]]:
         runs = scored(runs)
         base = runs[runs["method"] == BASELINE]
         enough = [m for m in claims if min(len(runs[runs["method"] == m]), len(base)) >= MIN_SEEDS]
-        m = Counter(map(source, enough))  # Bonferroni's m per source
-        if m:
+        per_source = Counter(map(source, enough))  # Bonferroni's m
+        if per_source:
             alphas.append(f"{NAMES[task]}: " + ", ".join(f"{ALPHA}/{n} = {ALPHA / n:.2g} for {who}"
-                                                         for who, n in m.items()))
+                                                         for who, n in per_source.items()))
         for method, (_, quantities) in claims.items():
             mine = runs[runs["method"] == method]
             if not len(mine) or not len(base):
@@ -115,7 +115,7 @@ def verdict_rows(df) -> tuple[list[str], list[str]]:
                 observed, p, text = compare(quantity, mine, base, task, criterion)
                 if method in enough:  # p only where the rule uses it
                     parts.append(f"{text} (p {p:.2g})")
-                    verdicts.append(f"{quantity} {verdict(claim, observed, p, ALPHA / m[source(method)])}")
+                    verdicts.append(f"{quantity} {verdict(claim, observed, p, ALPHA / per_source[source(method)])}")
                 else:
                     parts.append(text)
                     verdicts.append(f"{quantity} cannot tell (n < {MIN_SEEDS})")
