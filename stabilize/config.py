@@ -38,7 +38,7 @@ def run_dirname(override_dirname: str) -> str:
 
 
 RESOLVERS = {"stabilize.package_model": package_model, "stabilize.dirname": run_dirname,
-             "stabilize.threads": sweep.default_threads}
+             "stabilize.threads": sweep.default_threads, "stabilize.launch_record": sweep.launch_record}
 
 
 def register_resolvers() -> None:

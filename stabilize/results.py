@@ -20,6 +20,8 @@ import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 # ---------------------------------------------------------------- files of a run folder
 RESULTS = "results.json"
 WEIGHT_CHANGE = "weight_change.json"  # per-layer weight change (analysis.py)
@@ -142,6 +144,11 @@ def load(path: Path) -> dict:
     if not isinstance(record, dict) or "status" not in record:
         raise ValueError("not a stabilize results.json (no 'status')")
     return upgrade(record)
+
+
+def resolved_config(cfg) -> dict:
+    """The config as `results.json` records it: resolved, JSON types only."""
+    return json.loads(json.dumps(OmegaConf.to_container(cfg, resolve=True), default=str))
 
 
 def finished_run(run_dir: Path, config: dict) -> dict | None:

@@ -6,6 +6,9 @@
 - `default_threads`: the `${stabilize.threads:}` resolver behind `threads` in
   `conf/train.yaml`: cores // n_jobs under the joblib launcher, `cpus_per_task` under
   submitit, otherwise null (torch's own choice).
+- `launch_record`: the `${stabilize.launch_record:}` resolver behind `hydra.output_subdir`:
+  Hydra writes a run's `.hydra/` before the run starts, so without it a relaunch would
+  replace the launch record of every finished run it skips with its own.
 
 Kept free of torch and pandas: Hydra imports this module in the launching process.
 """
@@ -43,6 +46,19 @@ def default_threads() -> int | None:
     if "submitit" in target.lower():
         return launcher.get("cpus_per_task") or None
     return None
+
+
+def launch_record(*, _root_: DictConfig) -> str | None:
+    """Where Hydra writes a run's launch record: `.hydra`, or nowhere (None) for a run that
+    `train` will skip because it finished earlier with this config (the same test as `train`'s)."""
+    try:
+        run_dir = OmegaConf.select(HydraConfig.get(), "runtime.output_dir")
+    except ValueError:  # no Hydra run (a config composed in a test or a notebook)
+        run_dir = None
+    if run_dir is None:
+        return ".hydra"
+    task_cfg = OmegaConf.masked_copy(_root_, [key for key in _root_ if key != "hydra"])
+    return None if results.finished_run(run_dir, results.resolved_config(task_cfg)) else ".hydra"
 
 
 def scan(sweep_dir: Path) -> dict[Path, dict | None]:

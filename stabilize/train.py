@@ -8,7 +8,6 @@ Lightning callbacks, the module class) are arguments: no caller patches this mod
 `main` is the `stabilize-train` command around it.
 """
 import gc
-import json
 import math
 import os
 import random
@@ -70,7 +69,7 @@ def set_up(cfg: DictConfig, strategies: list[Strategy], seed: int, callbacks=(),
 
     loggers = [instantiate(node) for node in (cfg.get("logger") or {}).values() if node is not None]
     own = [instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node is not None]
-    run_dir, resolved = Path(cfg.paths.output_dir), resolved_config(cfg)
+    run_dir, resolved = Path(cfg.paths.output_dir), results.resolved_config(cfg)
     if cfg.get("checkpoint_minutes") is not None:
         own.append(resume.Checkpointer(run_dir, resolved, cfg.checkpoint_minutes))
     trainer_args = OmegaConf.to_container(cfg.trainer, resolve=True)
@@ -111,7 +110,7 @@ def score(run: Run) -> dict:
 def train(cfg: DictConfig, callbacks=(), module_class=FineTuner) -> dict:
     """One run recorded in `results.json`; returns the record. `callbacks` are extra Lightning
     callbacks, `module_class` a FineTuner subclass (tests, benchmarks)."""
-    run_dir, resolved = Path(cfg.paths.output_dir), resolved_config(cfg)
+    run_dir, resolved = Path(cfg.paths.output_dir), results.resolved_config(cfg)
     earlier = results.finished_run(run_dir, resolved)
     if earlier is not None:
         print(f"[stabilize] skip {run_dir}: finished earlier with status {earlier['status']}")
@@ -158,11 +157,6 @@ def train(cfg: DictConfig, callbacks=(), module_class=FineTuner) -> dict:
     if record["status"] == results.ERRORED:
         print(f"[stabilize] error: {record['error']}", file=sys.stderr)
     return record
-
-
-def resolved_config(cfg: DictConfig) -> dict:
-    """The config as `results.json` records it: resolved, JSON types only."""
-    return json.loads(json.dumps(OmegaConf.to_container(cfg, resolve=True), default=str))
 
 
 def summary_line(r: dict, run_dir: Path) -> str:

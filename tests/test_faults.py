@@ -93,6 +93,7 @@ def test_sweep_with_an_error_and_a_divergence_then_relaunch(monkeypatch, capsys,
     ok_path.unlink()
     (ok_path.parent / ".results.json.abc123.tmp").write_text('{"status": "o')
     stamp = {k: os.stat(p).st_ino for k, p in by_target.items() if k != OK}
+    launch = {k: os.stat(Path(p).parent / ".hydra" / "config.yaml").st_mtime_ns for k, p in by_target.items()}
 
     # 3. Relaunch: the diverged run (finished) is skipped, the errored one and the lost one re-run.
     assert run_cli(monkeypatch, *args) == 1  # the strategy still raises
@@ -101,6 +102,9 @@ def test_sweep_with_an_error_and_a_divergence_then_relaunch(monkeypatch, capsys,
     assert "this launch:  2 runs" in out
     assert os.stat(by_target[NAN]).st_ino == stamp[NAN]          # untouched
     assert os.stat(by_target[RAISES]).st_ino != stamp[RAISES]    # written again
+    relaunch = {k: os.stat(Path(p).parent / ".hydra" / "config.yaml").st_mtime_ns for k, p in by_target.items()}
+    assert relaunch[NAN] == launch[NAN]  # a skipped run keeps its launch record, a re-run writes its own
+    assert relaunch[RAISES] != launch[RAISES] and relaunch[OK] != launch[OK]
     assert results.read(ok_path)["status"] in ("ok", "failed")
     assert len(load_runs(sweep)) == 3
 

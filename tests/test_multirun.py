@@ -12,10 +12,10 @@ from tests.conftest import ROOT
 SEEDS, METHODS, SIZES = (0, 1), ("standard", "bertadam"), (32, 64)
 
 
-def _sweep(tmp_path):
+def _sweep(tmp_path, threads=1):
     cmd = [sys.executable, "-m", "stabilize.train", "-m", "model=tiny", "logger=none",
            f"seed={','.join(map(str, SEEDS))}", f"method={','.join(METHODS)}",
-           f"data.train_size={','.join(map(str, SIZES))}", "optim.max_steps=3", "eval.times=1", "threads=1",
+           f"data.train_size={','.join(map(str, SIZES))}", "optim.max_steps=3", "eval.times=1", f"threads={threads}",
            "trainer.enable_progress_bar=false", f"hydra.sweep.dir={tmp_path / 'sweep'}",
            f"data.cache_dir={tmp_path / 'cache'}"]
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false",
@@ -32,8 +32,10 @@ def sweep(tmp_path_factory):
     files = sorted((tmp / "sweep").rglob("results.json"))
     mtimes = {p: p.stat().st_mtime_ns for p in files}
     texts = {p: p.read_text() for p in files}
-    second = _sweep(tmp)
-    return {"tmp": tmp, "first": first, "second": second, "files": files, "mtimes": mtimes, "texts": texts}
+    records = {p: p.read_text() for p in (tmp / "sweep").glob("*/.hydra/*.yaml")}
+    second = _sweep(tmp, threads=2)  # a relaunch with other parallelism skips the same runs
+    return {"tmp": tmp, "first": first, "second": second, "files": files, "mtimes": mtimes, "texts": texts,
+            "records": records}
 
 
 def test_every_combination_runs_once(sweep):
@@ -58,3 +60,10 @@ def test_relaunch_runs_nothing_new(sweep):
     for p in files:
         assert p.stat().st_mtime_ns == sweep["mtimes"][p], p
         assert p.read_text() == sweep["texts"][p]
+
+
+def test_relaunch_keeps_the_launch_record_of_skipped_runs(sweep):
+    """Hydra writes `.hydra/` before a run starts: a skipped run keeps the one its results came from."""
+    records = sweep["records"]
+    assert len(records) == 3 * 8 and all("threads: 1" in t for p, t in records.items() if p.name == "config.yaml")
+    assert {p: p.read_text() for p in (sweep["tmp"] / "sweep").glob("*/.hydra/*.yaml")} == records
