@@ -57,8 +57,11 @@ def launch_record(*, _root_: DictConfig) -> str | None:
         run_dir = None
     if run_dir is None:
         return ".hydra"
-    task_cfg = OmegaConf.masked_copy(_root_, [key for key in _root_ if key != "hydra"])
-    return None if results.finished_run(run_dir, results.resolved_config(task_cfg)) else ".hydra"
+    try:
+        config = results.resolved_config(OmegaConf.masked_copy(_root_, [key for key in _root_ if key != "hydra"]))
+    except Exception:  # a config that does not resolve: `train` reports it, naming the key
+        return ".hydra"
+    return None if results.finished_run(run_dir, config) else ".hydra"
 
 
 def scan(sweep_dir: Path) -> dict[Path, dict | None]:

@@ -67,3 +67,21 @@ def test_relaunch_keeps_the_launch_record_of_skipped_runs(sweep):
     records = sweep["records"]
     assert len(records) == 3 * 8 and all("threads: 1" in t for p, t in records.items() if p.name == "config.yaml")
     assert {p: p.read_text() for p in (sweep["tmp"] / "sweep").glob("*/.hydra/*.yaml")} == records
+
+
+def test_launch_record_is_kept_only_for_a_run_that_will_be_skipped(monkeypatch, tmp_path):
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from stabilize import results
+    from stabilize.sweep import launch_record
+
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", OmegaConf.create(
+        {"hydra": {"runtime": {"output_dir": str(tmp_path)}}}))
+    root = OmegaConf.create({"seed": 0, "data": {"max_length": "${seed}"}, "hydra": {"output_subdir": "x"}})
+    assert launch_record(_root_=root) == ".hydra"                                       # nothing ran yet
+    results.write_json_atomic(tmp_path / results.RESULTS, {"status": "ok", "config": results.resolved_config(
+        OmegaConf.masked_copy(root, ["seed", "data"]))})
+    assert launch_record(_root_=root) is None                                           # will be skipped
+    assert launch_record(_root_=OmegaConf.merge(root, {"seed": 1})) == ".hydra"        # another config
+    assert launch_record(_root_=OmegaConf.merge(root, {"data": {"max_length": "${nope}"}})) == ".hydra"
