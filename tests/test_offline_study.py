@@ -171,3 +171,15 @@ def test_every_run_of_run_sh_composes_and_validates(tmp_path, args):
         if "method=mosbach" in overrides or "method=bitfit" in overrides or "method=lora" in overrides:
             lr = next(o for o in overrides if o.startswith("optim.lr="))  # the method's own, not the experiment's
             assert cfg.optim.lr == float(lr.split("=")[1])
+
+
+@pytest.mark.parametrize("task", ["stsb", "mrpc"])
+def test_the_probe_diagnosis_runs_the_strategys_probe(tmp_path, task):
+    spec = importlib.util.spec_from_file_location("probe", STUDY / "probe.py")
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    found = probe.probe(task, "debug=tiny", f"data.cache_dir={tmp_path / 'cache'}", run_dir=tmp_path)
+    assert found["probe_steps"] == 3  # 3 epochs of tiny's 32 rows, one batch each
+    train = {head: found[head]["train"]["loss"] for head in ("fresh", "after the probe", "best constant", "converged")}
+    assert train["after the probe"] < train["fresh"]  # the probe trained the head the first step found
+    assert train["converged"] <= train["best constant"] + 1e-6
