@@ -27,13 +27,17 @@ HERE = Path(__file__).resolve().parent
 SETTING = {"stsb": [], "mrpc": ["optim.max_epochs=5"]}  # run.sh's phase 3 for lpft
 
 
+def head_of(model) -> dict:
+    return {k: v.clone() for k, v in model.classifier.state_dict().items()}
+
+
 class AfterProbe(pl.Callback):
     """The head as the first fine-tuning step finds it: after the probe."""
     head = None
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
         if self.head is None:
-            self.head = {k: v.clone() for k, v in module.model.classifier.state_dict().items()}
+            self.head = head_of(module.model)
 
 
 @torch.no_grad()
@@ -90,7 +94,7 @@ def probe(task: str, *overrides: str, run_dir: Path = HERE / "diagnosis") -> dic
     after = AfterProbe()
     run = set_up(cfg, config.validate(cfg), 0, callbacks=[after])
     regression, num_labels = run.module.spec.is_regression, run.module.spec.num_labels
-    fresh = {k: v.clone() for k, v in run.module.model.classifier.state_dict().items()}
+    fresh = head_of(run.module.model)
     (x, y), (xv, yv) = features(run, "train"), features(run, "val")  # the encoder the probe keeps frozen
     fit(run)  # the probe, then one fine-tuning step, before which AfterProbe keeps the head
     constant = {"weight": torch.zeros(num_labels, x.shape[1]),
