@@ -76,6 +76,7 @@ def test_verdicts_follow_the_rule(summarize, tmp_path):
     assert _block(text, "recipe").strip() == "Not run yet."
     assert _block(text, "clipping").strip() == "Not run yet."
     assert _block(text, "dropout").strip() == "Not run yet."
+    assert _block(text, "fit").strip() == "Not run yet."           # hand-written runs have no logs
     assert (folder / "report" / "sweep" / "table_stsb_1000.md").is_file()
 
 
@@ -139,6 +140,35 @@ def test_the_dropout_control_reads_the_runs(tmp_path):
     assert "| below 0.5 | 1/3 | 0/3 | 0/3 |" in block
     assert "| mean (std) | 0.567 (0.153) | 0.723 (0.075) | 0.723 (0.025) |" in block
     assert "above `standard`'s of the same seed in 2 of 3 seeds, and above `mixout`'s in 2." in block
+
+
+def _logged(root, method, seed, losses, history, steps):
+    """An MRPC run whose csv log holds `losses` ({epoch from 0: [training losses]})."""
+    run = write_run(root, f"method={method},seed={seed},task=mrpc", task="mrpc", method=method, seed=seed, test=0.8,
+                    val=0.8, metric="f1", history=history, steps=steps, epochs=float(len(losses)))
+    (run / "logs").mkdir()
+    rows = [f"{epoch},{i},{x}," for epoch, xs in losses.items() for i, x in enumerate(xs)]
+    (run / "logs" / "metrics.csv").write_text("epoch,step,train/loss,val/f1\n" + "\n".join(rows) + "\n")
+
+
+def test_the_fit_block_reads_the_logs(tmp_path):
+    """fit.py: training loss and validation by epoch, averaged over seeds; an epoch keeps its last
+    evaluation; a run without a log is left out; past 11 epochs, the last is shown."""
+    from fit import fit_block
+
+    assert fit_block(tmp_path, {"mrpc": "MRPC"}) == "Not run yet."
+    history = lambda accs: [{"step": step, "val": a, "accuracy": a} for step, a in zip((1, 2, 4), accs)]  # noqa: E731
+    _logged(tmp_path / "sweep", "standard", 0, {0: [0.7, 0.5], 1: [0.2]}, history([0.5, 0.6, 0.7]), steps=4)
+    _logged(tmp_path / "sweep", "standard", 1, {0: [0.3], 1: [0.1, 0.3]}, history([0.6, 0.8, 0.9]), steps=4)
+    write_run(tmp_path / "sweep", "method=standard,seed=2,task=mrpc", task="mrpc", seed=2, test=0.1, val=0.1)
+    _logged(tmp_path / "sweep", "longer", 0, {e: [1.0 / (e + 1)] for e in range(13)}, [], steps=13)
+    block = fit_block(tmp_path, {"mrpc": "MRPC"})
+    assert "| method | epoch | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 11 | 13 |" in block
+    assert "| `standard` (2) | training loss | 0.450 | 0.200 | – |" in block     # (0.6 + 0.3) / 2, (0.2 + 0.2) / 2
+    assert "| `standard` (2) | val f1 | 0.700 | 0.800 | – |" in block           # epoch 1 keeps step 2's
+    assert "| `standard` (2) | val accuracy | 0.700 | 0.800 |" in block
+    assert "| `longer` (1) | training loss | 1.000 | 0.500 |" in block and block.endswith("| 0.091 | 0.077 |")
+    assert "`longer` (1) | val" not in block
 
 
 def test_a_readme_without_a_block_is_named(summarize, tmp_path):

@@ -3,8 +3,8 @@
 For each sweep folder (`sweep/`, `sweep_recipe/`) it writes `report/<sweep>/` (what
 `stabilize-report` writes), then rewrites the README's generated blocks, each between
 `<!-- begin NAME -->` and `<!-- end NAME -->`: `status`, `wall`, `results`, `recipe`,
-`verdicts`, `clipping` and `dropout` (`clipping.py`, `dropout.py`, from `diagnosis/`). The
-verdicts follow the rule stated in the README's section 4 (`RULE`).
+`verdicts`, `clipping` and `dropout` (`clipping.py`, `dropout.py`, from `diagnosis/`), and `fit`
+(`fit.py`, from the runs' logs). The verdicts follow the rule stated in the README's section 4 (`RULE`).
 """
 import re
 import sys
@@ -17,6 +17,7 @@ from scipy import stats
 
 from clipping import clipping_block
 from dropout import dropout_block
+from fit import fit_block
 from stabilize.report import BASELINE, groups, load_runs, welch, write_report
 from stabilize.report.runs import method_order
 from stabilize.results import FINISHED
@@ -226,7 +227,8 @@ def main(folder: Path) -> None:
               "recipe": (table_block(folder / "report" / "sweep_recipe", recipe, "report/sweep_recipe")
                          if recipe is not None else "Not run yet."),
               "verdicts": verdict_block(df),
-              "clipping": clipping_block(folder, STSB_LEARNS), "dropout": dropout_block(folder, STSB_LEARNS)}
+              "clipping": clipping_block(folder, STSB_LEARNS), "dropout": dropout_block(folder, STSB_LEARNS),
+              "fit": fit_block(folder, NAMES)}
     for name, body in blocks.items():
         text = replace_block(text, name, body)
     readme.write_text(text)
