@@ -68,10 +68,7 @@ def fit_block(folder: Path, names: dict[str, str]) -> str:
                 metrics[record["task"]] = record["metric"]
     if not found:
         return "Not run yet."
-    lines = []
-    for task, name in names.items():
-        if task in found:
-            by_method = {m: found[task][m] for m in METHODS if m in found[task]}
-            lines += [f"{name} (seeds in parentheses; each value the mean over them):", "",
-                      *task_table(by_method, metrics[task]), ""]
-    return "\n".join(lines[:-1])
+    return "\n\n".join(
+        f"{name} (seeds in parentheses; each value the mean over them):\n\n"
+        + "\n".join(task_table({m: found[task][m] for m in METHODS if m in found[task]}, metrics[task]))
+        for task, name in names.items() if task in found)
