@@ -52,6 +52,8 @@ def test_verdicts_follow_the_rule(summarize, tmp_path):
         write_run(sweep, f"method=standard,seed={seed},task=mrpc", task="mrpc", seed=seed, test=0.8, val=0.8,
                   threshold=0.75, metric="f1", train_size=1000, accuracy=0.72, majority_accuracy=0.685,
                   majority=0.81)
+    _stsb(folder / "sweep_recipe", "standard", [0.10, 0.12, 0.08, 0.11, 0.09])
+    _stsb(folder / "sweep_recipe", "bertadam", [0.70, 0.71, 0.69, 0.72, 0.70])   # against study A: higher
     summarize.main(folder)
 
     text = (folder / "README.md").read_text()
@@ -73,7 +75,13 @@ def test_verdicts_follow_the_rule(summarize, tmp_path):
     assert ("Mean test accuracy (the majority class's: 0.685): standard 0.720. The majority class, answered for "
             "every test pair, scores F1 81.00; methods whose mean test F1 is above it: none.") in results
     assert "bertadam 2/3" in results
-    assert _block(text, "recipe").strip() == "Not run yet."
+    recipe = _block(text, "recipe")
+    assert summarize.recipe_block(folder, None) == "Not run yet."
+    assert "Study A's claims at study A's own recipe" in recipe and "#### STS-B" in recipe
+    verdicts = [line for line in recipe.splitlines() if line.startswith("| ") and "STS-B (n" in line]
+    assert len(verdicts) == 1 and verdicts[0].startswith("| bertadam |")   # only the methods run there
+    assert "STS-B: mean disagrees, failed disagrees" in verdicts[0]
+    assert "Corrected α: STS-B: 0.05/1 = 0.05 for the papers' methods." in recipe
     assert _block(text, "clipping").strip() == "Not run yet."
     assert _block(text, "dropout").strip() == "Not run yet."
     assert _block(text, "fit").strip() == "Not run yet."           # hand-written runs have no logs

@@ -2,10 +2,10 @@
 
 For each sweep folder (`sweep/`, `sweep_recipe/`) it writes `report/<sweep>/` (what
 `stabilize-report` writes), then rewrites the README's generated blocks, each between
-`<!-- begin NAME -->` and `<!-- end NAME -->`: `status`, `wall`, `results`, `recipe`,
-`verdicts`, `clipping` and `dropout` (`clipping.py`, `dropout.py`, from `diagnosis/`), and `fit`
-(`fit.py`, from the runs' logs). The verdicts follow the rule stated in the README's section 4
-(`RULE`).
+`<!-- begin NAME -->` and `<!-- end NAME -->`: `status`, `wall`, `results`, `recipe` (with its
+own verdicts), `verdicts`, `clipping` and `dropout` (`clipping.py`, `dropout.py`, from
+`diagnosis/`), and `fit` (`fit.py`, from the runs' logs). The verdicts follow the rule stated in
+the README's section 4 (`RULE`).
 """
 import re
 import sys
@@ -93,10 +93,12 @@ def source(method: str) -> str:
     return "the papers' methods" if method in CLAIMS else "section C's"
 
 
-def verdict_rows(df) -> tuple[list[str], list[str]]:
-    """The verdict table's rows, one per method with every claimed quantity on both tasks, and the
-    corrected α per task and source."""
-    claims = {**CLAIMS, **{m: AFTER for m in sorted(set(df["method"]) - set(CLAIMS) - {BASELINE})}}
+def verdict_rows(df, only_run: bool = False) -> tuple[list[str], list[str]]:
+    """The verdict table's rows, one per method with every claimed quantity on both tasks (every
+    method of the papers, or with `only_run` those in `df`), and the corrected α per task and source."""
+    run = set(df["method"])
+    claims = {**{m: c for m, c in CLAIMS.items() if m in run or not only_run},
+              **{m: AFTER for m in sorted(run - set(CLAIMS) - {BASELINE})}}
     cells, alphas = {m: {} for m in claims}, []
     for task, _, runs in in_order(df):
         runs = scored(runs)
@@ -131,11 +133,19 @@ def verdict_rows(df) -> tuple[list[str], list[str]]:
     return rows, alphas
 
 
-def verdict_block(df) -> str:
-    rows, alphas = verdict_rows(df)
-    return "\n".join([f"Rule: {RULE}.\n", "| method | the papers | here, against `standard` | verdict |",
-                      "|---|---|---|---|", *rows, "",
+def verdict_table(df, only_run: bool = False) -> str:
+    rows, alphas = verdict_rows(df, only_run)
+    return "\n".join(["| method | the papers | here, against `standard` | verdict |", "|---|---|---|---|", *rows, "",
                       f"Corrected α: {'; '.join(alphas) or 'no method has enough seeds yet'}."])
+
+
+def recipe_block(folder: Path, recipe) -> str:
+    """The contrast at the paper's recipe: its tables, and study A's claims tested where study A
+    made them, by section 4's rule (Bonferroni's m counted in this folder)."""
+    if recipe is None:
+        return "Not run yet."
+    return (table_block(folder / "report" / "sweep_recipe", recipe, "report/sweep_recipe")
+            + "\nStudy A's claims at study A's own recipe, by section 4's rule:\n\n" + verdict_table(recipe, True))
 
 
 def table_block(report: Path, df, link: str) -> str:
@@ -225,9 +235,7 @@ def main(folder: Path) -> None:
     text = readme.read_text()
     blocks = {"status": status_text(df, recipe), "wall": wall_text(df),
               "results": table_block(folder / "report" / "sweep", df, "report/sweep"),
-              "recipe": (table_block(folder / "report" / "sweep_recipe", recipe, "report/sweep_recipe")
-                         if recipe is not None else "Not run yet."),
-              "verdicts": verdict_block(df),
+              "recipe": recipe_block(folder, recipe), "verdicts": f"Rule: {RULE}.\n\n" + verdict_table(df),
               "clipping": clipping_block(folder, STSB_LEARNS), "dropout": dropout_block(folder, STSB_LEARNS),
               "fit": fit_block(folder, NAMES)}
     for name, body in blocks.items():
