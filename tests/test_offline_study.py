@@ -179,6 +179,20 @@ def test_the_fit_block_reads_the_logs(tmp_path):
     assert "`longer` (1) | val" not in block
 
 
+def test_the_status_says_finished_once_every_planned_run_is_in(summarize, tmp_path, monkeypatch):
+    from stabilize.report import load_runs
+    _stsb(tmp_path / "sweep", "standard", [0.6, 0.7])
+    _stsb(tmp_path / "sweep_recipe", "standard", [0.1])
+    df, recipe = load_runs(tmp_path / "sweep"), load_runs(tmp_path / "sweep_recipe")
+    monkeypatch.setattr(summarize, "PLANNED", {"stsb": 2, "mrpc": 1, "recipe": 1})
+    assert "in progress" in summarize.status_text(df, recipe)                  # no MRPC run yet
+    write_run(tmp_path / "sweep", "method=standard,seed=0,task=mrpc", task="mrpc", seed=0, test=0.8, val=0.8,
+              threshold=0.75, metric="f1", train_size=1000)
+    text = summarize.status_text(load_runs(tmp_path / "sweep"), recipe)
+    assert text.startswith("**Status of this commit: finished.** Finished runs in `sweep/`: STS-B 2, MRPC 1")
+    assert "in progress" in summarize.status_text(load_runs(tmp_path / "sweep"), None)   # the recipe's runs missing
+
+
 def test_a_readme_without_a_block_is_named(summarize, tmp_path):
     with pytest.raises(SystemExit, match="no block `<!-- begin wall -->`"):
         summarize.replace_block("<!-- begin status -->\n<!-- end status -->", "wall", "x")

@@ -178,13 +178,24 @@ def table_block(report: Path, df, link: str) -> str:
     return "\n".join(out)
 
 
-def status_text(df, recipe) -> str:
+PLANNED = {"stsb": 180, "mrpc": 190, "recipe": 40}   # runs of run.sh's phases, per task and in sweep_recipe/
+
+
+def finished_counts(df, recipe) -> dict:
     counts = {t: r["status"].isin(FINISHED).sum() for t, _, r in in_order(df)}
-    done = ", ".join(f"{NAMES.get(t, t)} {n}" for t, n in counts.items())
-    return (f"**Status of this commit: in progress.** Finished runs in `sweep/`: {done} "
-            f"(of 180 on STS-B and 190 on MRPC), in `sweep_recipe/`: "
-            f"{0 if recipe is None else recipe['status'].isin(FINISHED).sum()} of 40. "
-            "Relaunch `run.sh` to go on; `python summarize.py` refreshes this README.")
+    counts["recipe"] = 0 if recipe is None else recipe["status"].isin(FINISHED).sum()
+    return counts
+
+
+def status_text(df, recipe) -> str:
+    counts = finished_counts(df, recipe)
+    done = all(counts.get(k, 0) >= n for k, n in PLANNED.items())
+    sweep = ", ".join(f"{NAMES.get(t, t)} {n}" for t, n in counts.items() if t != "recipe")
+    return (f"**Status of this commit: {'finished' if done else 'in progress'}.** Finished runs in `sweep/`: "
+            f"{sweep} (of {PLANNED['stsb']} on STS-B and {PLANNED['mrpc']} on MRPC), in `sweep_recipe/`: "
+            f"{counts['recipe']} of {PLANNED['recipe']}. "
+            + ("Every run of `run.sh` is in; relaunching it skips them all." if done else
+               "Relaunch `run.sh` to go on; `python summarize.py` refreshes this README."))
 
 
 def wall_text(df) -> str:
@@ -197,7 +208,7 @@ def wall_text(df) -> str:
             runs_text = f"{len(s)} run" + "s" * (len(s) > 1)
             parts.append(f"{NAMES.get(task, task)}, {steps:.0f} steps ({', '.join(method_order(same['method']))}): "
                          f"{s.min():.0f}–{s.max():.0f} s (median {s.median():.0f} s, {runs_text})")
-    return "\n".join(f"- {p}" for p in parts) + f"\n\nIn all, {df['seconds'].sum() / 3600:.1f} hours of runs so far."
+    return "\n".join(f"- {p}" for p in parts) + f"\n\nIn all, {df['seconds'].sum() / 3600:.1f} hours of runs in `sweep/`."
 
 
 def scored(runs):
