@@ -148,6 +148,20 @@ def test_the_dropout_control_reads_the_runs(tmp_path):
     assert "| below 0.5 | 1/3 | 0/3 | 0/3 |" in block
     assert "| mean (std) | 0.567 (0.153) | 0.723 (0.075) | 0.723 (0.025) |" in block
     assert "above `standard`'s of the same seed in 2 of 3 seeds, and above `mixout`'s in 2." in block
+    assert block.startswith("**STS-B**") and "**MRPC**" not in block
+
+    for method, scores in (("standard", [0.8, 0.82]), ("mixout", [0.79, 0.81])):   # MRPC, kept apart from STS-B
+        for seed, test in enumerate(scores):
+            write_run(tmp_path / "sweep", f"method={method},seed={seed},task=mrpc", task="mrpc", method=method,
+                      seed=seed, test=test, val=test, metric="f1")
+    for seed, (test, status) in enumerate([(0.7, "failed"), (0.83, "ok")]):
+        write_run(tmp_path / "diagnosis", f"method.strategies.mixout.p=0.0,method=mixout,seed={seed},task=mrpc",
+                  task="mrpc", method="mixout", seed=seed, test=test, val=test, metric="f1", status=status,
+                  extra_config={"optim": {"clip_norm": 1.0}, "method": {"strategies": {"mixout": {"p": 0.0}}}})
+    mrpc = dropout_block(tmp_path, 0.5).split("**MRPC**")[1]
+    assert "Test F1, seed for seed:" in mrpc and "| 0 | 0.800 | 0.700 | 0.790 |" in mrpc
+    assert "| no better than the majority class | 0/2 | 1/2 | 0/2 |" in mrpc
+    assert "above `standard`'s of the same seed in 1 of 2 seeds, and above `mixout`'s in 1." in mrpc
 
 
 def _logged(root, method, seed, losses, history, steps):

@@ -22,23 +22,26 @@ EARLY, LATE = 20, 48   # steps [0, EARLY) against [LATE, end): the first fifth, 
 ENCODER = (".embeddings.", ".encoder.")  # the tensors below the pooler and the head
 
 
-def runs(folder: Path) -> list[tuple[Path, dict]]:
-    """The finished STS-B runs under `folder` with their folders; none where it does not exist."""
+def runs(folder: Path, task: str = "stsb") -> list[tuple[Path, dict]]:
+    """The finished runs of `task` under `folder` with their folders; none where it does not exist."""
     return [(p.parent, r) for p in sorted(folder.glob(f"*/{RESULTS}"))
-            if (r := load(p))["status"] in FINISHED and r["task"] == "stsb"]
+            if (r := load(p))["status"] in FINISHED and r["task"] == task]
 
 
 def fmt(x: float | None) -> str:
     return "–" if x is None else f"{x:.3f}"
 
 
-def seed_table(seeds: list[int], columns: dict[str, list], learns: float) -> list[str]:
-    """Markdown lines: each column's test Spearman seed for seed, then its count below `learns`."""
-    below = lambda xs: f"{sum(x is not None and x < learns for x in xs)}/{len(xs)}"  # noqa: E731
-    lines = ["Test Spearman, seed for seed:", "",
+def seed_table(seeds: list[int], columns: dict[str, list], metric: str, fail: tuple) -> list[str]:
+    """Markdown lines: each column's test `metric` seed for seed (a column lists results, or None
+    where a seed has none), then its count of failed runs, `fail` = (label, result -> bool)."""
+    label, failed = fail
+    below = lambda rs: f"{sum(r is not None and failed(r) for r in rs)}/{len(rs)}"  # noqa: E731
+    lines = [f"Test {metric}, seed for seed:", "",
              "| seed | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
-    lines += [f"| {s} | " + " | ".join(fmt(v[i]) for v in columns.values()) + " |" for i, s in enumerate(seeds)]
-    return [*lines, f"| below {learns:g} | " + " | ".join(below(v) for v in columns.values()) + " |"]
+    lines += [f"| {s} | " + " | ".join(fmt(None if v[i] is None else v[i]["test"]) for v in columns.values()) + " |"
+              for i, s in enumerate(seeds)]
+    return [*lines, f"| {label} | " + " | ".join(below(v) for v in columns.values()) + " |"]
 
 
 def gradients(monitor: dict, c: float, component: bool) -> dict:
@@ -70,12 +73,13 @@ def clipping_block(folder: Path, learns: float) -> str:
     found = runs(folder / "diagnosis")
     if not found:
         return "Not run yet."
-    test = {(r["method"], r["seed"]): r["test"] for _, r in runs(folder / "sweep")}
-    unclipped = sorted((r["seed"], r["test"]) for _, r in found if r["config"]["optim"]["clip_norm"] is None)
-    seeds = [s for s, _ in unclipped]
-    lines = seed_table(seeds, {"`standard` (global clipping)": [test.get(("standard", s)) for s in seeds],
-                               "no clipping": [t for _, t in unclipped],
-                               "`component_clip`": [test.get(("component_clip", s)) for s in seeds]}, learns)
+    swept = {(r["method"], r["seed"]): r for _, r in runs(folder / "sweep")}
+    unclipped = sorted((r for _, r in found if r["config"]["optim"]["clip_norm"] is None), key=lambda r: r["seed"])
+    seeds = [r["seed"] for r in unclipped]
+    lines = seed_table(seeds, {"`standard` (global clipping)": [swept.get(("standard", s)) for s in seeds],
+                               "no clipping": unclipped,
+                               "`component_clip`": [swept.get(("component_clip", s)) for s in seeds]},
+                       "Spearman", (f"below {learns:g}", lambda r: r["test"] < learns))
     monitored = {r["method"]: (run, r) for run, r in found if (run / MONITOR_FILE).is_file() and r["seed"] == 0}
     if {"standard", "component_clip"} <= monitored.keys():
         std_run, std = monitored["standard"]
