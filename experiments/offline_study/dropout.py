@@ -13,7 +13,7 @@ import numpy as np
 from clipping import fmt, runs, seed_table
 
 
-def failures(learns: float) -> dict:
+def task_rules(learns: float) -> dict:
     """Per task: its name, metric and failed run (STS-B: below a test Spearman of `learns`,
     summarize.py's STSB_LEARNS; MRPC: study A's, no better than the majority class)."""
     return {"stsb": ("STS-B", "Spearman", (f"below {learns:g}", lambda r: r["test"] < learns)),
@@ -21,6 +21,7 @@ def failures(learns: float) -> dict:
 
 
 def task_lines(folder: Path, task: str, metric: str, fail: tuple) -> list[str]:
+    """The block's lines for one task; none where `diagnosis/` has no run of it at p = 0."""
     found = sorted((r for _, r in runs(folder / "diagnosis", task) if r["method"] == "mixout"
                     and r["config"]["method"]["strategies"]["mixout"]["p"] == 0), key=lambda r: r["seed"])
     if not found:
@@ -41,6 +42,6 @@ def task_lines(folder: Path, task: str, metric: str, fail: tuple) -> list[str]:
 
 
 def dropout_block(folder: Path, learns: float) -> str:
-    parts = [f"**{name}**\n\n" + "\n".join(lines) for task, (name, metric, fail) in failures(learns).items()
+    parts = [f"**{name}**\n\n" + "\n".join(lines) for task, (name, metric, fail) in task_rules(learns).items()
              if (lines := task_lines(folder, task, metric, fail))]
     return "\n\n".join(parts) or "Not run yet."

@@ -181,14 +181,9 @@ def table_block(report: Path, df, link: str) -> str:
 PLANNED = {"stsb": 180, "mrpc": 190, "recipe": 40}   # runs of run.sh's phases, per task and in sweep_recipe/
 
 
-def finished_counts(df, recipe) -> dict:
+def status_text(df, recipe) -> str:
     counts = {t: r["status"].isin(FINISHED).sum() for t, _, r in in_order(df)}
     counts["recipe"] = 0 if recipe is None else recipe["status"].isin(FINISHED).sum()
-    return counts
-
-
-def status_text(df, recipe) -> str:
-    counts = finished_counts(df, recipe)
     done = all(counts.get(k, 0) >= n for k, n in PLANNED.items())
     sweep = ", ".join(f"{NAMES.get(t, t)} {n}" for t, n in counts.items() if t != "recipe")
     return (f"**Status of this commit: {'finished' if done else 'in progress'}.** Finished runs in `sweep/`: "
