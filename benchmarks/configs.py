@@ -1,10 +1,10 @@
-"""The runs the benchmark makes: composed `conf/train.yaml` configs, their overrides, MiniLM,
+"""The runs the benchmark makes: composed `stabilize/conf/train.yaml` configs, their overrides, MiniLM,
 and the data modules of the shipped tasks."""
 from stabilize.config import package_model, register_resolvers
 
 
 def compose(overrides, run_dir, cache_dir):
-    """`conf/train.yaml` composed with `overrides`, run folder and token cache set (as tests do)."""
+    """`stabilize/conf/train.yaml` composed with `overrides`, run folder and token cache set (as tests do)."""
     from hydra import compose as hydra_compose, initialize_config_dir
     from omegaconf import open_dict
 

@@ -1,4 +1,4 @@
-"""The resolvers `conf/` uses, and the one check of a composed config before any work.
+"""The resolvers `stabilize/conf/` uses, and the one check of a composed config before any work.
 
 `validate` looks at everything a run will use (plain values, the task and its data files,
 the method's strategies against their signatures, the model's path and position limit, the
@@ -42,7 +42,7 @@ RESOLVERS = {"stabilize.package_model": package_model, "stabilize.dirname": run_
 
 
 def register_resolvers() -> None:
-    """Make `${stabilize.*:}` known to OmegaConf; call before composing `conf/`."""
+    """Make `${stabilize.*:}` known to OmegaConf; call before composing `stabilize/conf/`."""
     for name, fn in RESOLVERS.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)

@@ -1,4 +1,4 @@
-"""Logger factories named by `conf/logger/*.yaml` where Lightning's class needs a nudge."""
+"""Logger factories named by `stabilize/conf/logger/*.yaml` where Lightning's class needs a nudge."""
 import os
 
 from pytorch_lightning import loggers

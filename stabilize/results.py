@@ -171,7 +171,7 @@ def same_config(a: dict, b: dict) -> bool:
 
 
 # Keys that change how or where a run is executed, not what it computes (also left out of run
-# folder names in conf/train.yaml): a sweep relaunched with another n_jobs still skips finished
+# folder names in stabilize/conf/train.yaml): a sweep relaunched with another n_jobs still skips finished
 # runs, and so does a sweep folder committed and relaunched from a clone at another path.
 RUNTIME_KEYS = (("threads",), ("verbose",), ("checkpoint_minutes",), ("trainer", "enable_progress_bar"),
                 ("data", "cache_dir"), ("data", "eval_batch_size"), ("device", "jobs_per_gpu"),

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from stabilize import metrics, readers
 from stabilize.errors import ConfigError, DataError, is_int
 
-TASK_DIR = Path(__file__).resolve().parent.parent / "conf" / "task"  # the task files shipped
+TASK_DIR = Path(__file__).resolve().parent / "conf" / "task"  # the task files shipped
 VENDORED_DIR = Path(__file__).resolve().parent / "glue"              # data.dir: null
 SOURCES = ("files", "hub")
 SPLITS = ("train", "dev")

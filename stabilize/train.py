@@ -29,7 +29,7 @@ from stabilize.data import TaskDataModule
 from stabilize.module import Diverged, FineTuner
 from stabilize.strategies.base import Strategy, method_name
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONF_DIR = str(Path(__file__).resolve().parent / "conf")  # shipped inside the package
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Shared test helpers: compose the real `conf/` with overrides, run on the tiny model."""
+"""Shared test helpers: compose the real `stabilize/conf/` with overrides, run on the tiny model."""
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ register_resolvers()
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_GLUE = ROOT.parent / "shared" / "data" / "glue"
 
-# conf/debug/tiny.yaml: the random 2-layer model, 32 examples, 4 steps; a whole run takes ~2 s.
+# stabilize/conf/debug/tiny.yaml: the random 2-layer model, 32 examples, 4 steps; a whole run takes ~2 s.
 TINY = ["debug=tiny"]
 
 
@@ -35,7 +35,7 @@ def cfg_factory(tmp_path):
 
 
 def tiny_model(num_labels: int = 2, seed: int = 0, **random_config):
-    """conf/model/tiny.yaml's random model, its sizes overridable, seeded: the tests' one tiny model."""
+    """stabilize/conf/model/tiny.yaml's random model, its sizes overridable, seeded: the tests' one tiny model."""
     model_cfg = OmegaConf.load(Path(CONF_DIR) / "model" / "tiny.yaml")
     model_cfg.random_config = OmegaConf.merge(model_cfg.random_config, random_config)
     torch.manual_seed(seed)

@@ -19,7 +19,7 @@ CONF = Path(CONF_DIR)
 
 
 def _options():
-    """(group, option) for every YAML file below conf/ except train.yaml itself."""
+    """(group, option) for every YAML file below stabilize/conf/ except train.yaml itself."""
     out = []
     for path in sorted(CONF.rglob("*.yaml")):
         rel = path.relative_to(CONF)
@@ -226,7 +226,7 @@ def test_null_seed_is_drawn_and_recorded(cfg_factory, tmp_path):
 
 
 def test_runtime_keys_are_left_out_of_run_folder_names():
-    """results.RUNTIME_KEYS and hydra's exclude_keys in conf/train.yaml list the same keys twice."""
+    """results.RUNTIME_KEYS and hydra's exclude_keys in stabilize/conf/train.yaml list the same keys twice."""
     from stabilize.results import RUNTIME_KEYS
 
     with initialize_config_dir(config_dir=train_mod.CONF_DIR, version_base="1.3"):

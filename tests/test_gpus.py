@@ -26,7 +26,7 @@ def _cfg(jobs_per_gpu=1, devices=1, accelerator="auto"):
 
 
 def test_no_claim_where_none_is_needed(tmp_path):
-    cfg = make_cfg(tmp_path)  # conf/train.yaml: device.jobs_per_gpu=1; no Hydra run, so no joblib sweep
+    cfg = make_cfg(tmp_path)  # stabilize/conf/train.yaml: device.jobs_per_gpu=1; no Hydra run, so no joblib sweep
     assert cfg.device.jobs_per_gpu == 1
     slots = tmp_path / "slots"
     for case, kwargs in {"no joblib sweep": dict(cfg=cfg, device_count=4),

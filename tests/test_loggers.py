@@ -1,4 +1,4 @@
-"""Every `logger=` option of conf/logger writes where it says, on a tiny run."""
+"""Every `logger=` option of stabilize/conf/logger writes where it says, on a tiny run."""
 import json
 import struct
 

@@ -22,7 +22,7 @@ OPTIM = OmegaConf.create({"lr": 1e-3, "eps": 1e-8, "betas": [0.9, 0.999], "weigh
 
 
 def tiny_model(num_labels=2, layers_=4, hidden=64):
-    """conf/model/tiny.yaml's random model with `layers_` blocks and a 100-token vocabulary."""
+    """stabilize/conf/model/tiny.yaml's random model with `layers_` blocks and a 100-token vocabulary."""
     return conftest.tiny_model(num_labels, num_hidden_layers=layers_, hidden_size=hidden, vocab_size=100)
 
 

@@ -2,7 +2,7 @@
 
 Every parameter whose name ends in `bias` (attention, feed-forward, LayerNorm and pooler biases)
 and the whole classifier head train; every other weight is frozen. The authors' code
-(benzakenelad/BitFit) uses lr 1e-3, which conf/method/bitfit.yaml sets; its 16 epochs and batch
+(benzakenelad/BitFit) uses lr 1e-3, which stabilize/conf/method/bitfit.yaml sets; its 16 epochs and batch
 of 8 are not. A model without bias terms (ModernBERT's defaults) is refused.
 """
 from stabilize import layers

@@ -4,7 +4,7 @@ Each targeted Linear layer W gets a trainable low-rank update (alpha / r) · B A
 so training starts from the pre-trained function); every other pre-trained weight is frozen and
 the classifier head trains in full. Defaults as the authors' GLUE scripts (microsoft/LoRA,
 examples/NLU): r 8, alpha 16, query and value projections, no LoRA dropout; their learning rate
-(5e-4 for RTE) is in conf/method/lora.yaml, their 30 to 80 epochs are not. Adapters are injected
+(5e-4 for RTE) is in stabilize/conf/method/lora.yaml, their 30 to 80 epochs are not. Adapters are injected
 in place (`peft.inject_adapter_in_model`), so the model keeps its class; a wrapped layer's weight
 is renamed `<layer>.base_layer.weight`.
 """
