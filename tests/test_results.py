@@ -51,3 +51,16 @@ def test_records_written_before_the_schema_load_with_todays_keys(tmp_path):
     with pytest.raises(ValueError):
         (tmp_path / "x.json").write_text("[1, 2]")
         results.load(tmp_path / "x.json")
+
+
+def test_a_key_added_since_reads_as_its_earlier_value(monkeypatch):
+    """A record without a key of ADDED_KEYS computes what that key's earlier value computes: the
+    same run for the skip check; another value is another run; a key whose parent the config
+    lacks (a strategy's, in another method's run) is not added."""
+    monkeypatch.setattr(results, "ADDED_KEYS", {("optim", "placement"): "torch", ("method", "lpft", "probe"): "grad"})
+    old = {"optim": {"lr": 1e-4}, "method": {"name": "standard"}}
+    assert results.same_config(old, {"optim": {"lr": 1e-4, "placement": "torch"}, "method": {"name": "standard"}})
+    assert not results.same_config(old, {"optim": {"lr": 1e-4, "placement": "hf"}, "method": {"name": "standard"}})
+    assert results.with_added_keys(old) == {"optim": {"lr": 1e-4, "placement": "torch"}, "method": {"name": "standard"}}
+    assert old == {"optim": {"lr": 1e-4}, "method": {"name": "standard"}}  # a copy
+    assert results.upgrade({"status": "ok", "config": old})["config"]["optim"]["placement"] == "torch"
