@@ -120,8 +120,15 @@ def test_default_method_names():
 def test_defaults_are_the_documented_ones():
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("train")
-    assert cfg.task.name == "rte" and cfg.model.name == "minilm" and method_name(cfg.method) == "standard"
-    assert cfg.seed == 0 and cfg.data.dir is None
+    assert cfg.task.name == "stsb" and cfg.model.name == "minilm" and method_name(cfg.method) == "standard"
+    assert cfg.seed == 0 and cfg.data.dir is None and cfg.data.train_size == 1000
+    assert cfg.optim.lr == 1e-4 and cfg.optim.max_epochs == 3  # the offline study's STS-B setting, where MiniLM learns
+
+
+@pytest.mark.parametrize("experiment", ["revisit_table1", "revisit_table2"])
+def test_study_a_experiments_pin_study_a_learning_rate(experiment):
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        assert compose("train", overrides=[f"experiment={experiment}"]).optim.lr == 2e-5
 
 
 # ------------------------------------------------------------------ unknown group options

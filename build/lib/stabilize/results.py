@@ -98,6 +98,7 @@ def upgrade(record: dict) -> dict:
     threshold = ((record.get("config") or {}).get("task") or {}).get("fail_threshold")
     if r["below_threshold"] is None and threshold is not None and r["status"] in FINISHED:
         r["below_threshold"] = True if r["test"] is None else bool(r["test"] <= threshold)
+    r["config"] = with_added_keys(r["config"])
     return r
 
 
@@ -178,12 +179,33 @@ RUNTIME_KEYS = (("threads",), ("verbose",), ("checkpoint_minutes",), ("trainer",
                 ("paths", "output_dir"))
 
 
-def _identity(config):
-    """The config without its runtime keys, the run's own folder written as `<run dir>` wherever
-    a value holds it (a logger's save_dir, a callback's out_dir)."""
+# Keys added to the config after runs were recorded, each with the value that computes what a
+# config without it computed: a record that lacks one reads as having that value, so finished
+# runs of an earlier version are still skipped by a relaunch and fall in the same report row. A
+# key is filled only where its parent is in the config (the lpft keys only in an lpft run's).
+ADDED_KEYS = {}
+
+
+def with_added_keys(config):
+    """A copy of a resolved config with every key of `ADDED_KEYS` it lacks, at its earlier value."""
     if not isinstance(config, dict):
         return config
-    text = json.dumps(config)
+    config = json.loads(json.dumps(config))
+    for key, value in ADDED_KEYS.items():
+        node = config
+        for part in key[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.setdefault(key[-1], value)
+    return config
+
+
+def _identity(config):
+    """The config without its runtime keys, the run's own folder written as `<run dir>` wherever
+    a value holds it (a logger's save_dir, a callback's out_dir), the keys added since filled in."""
+    if not isinstance(config, dict):
+        return config
+    text = json.dumps(with_added_keys(config))
     run_dir = (config.get("paths") or {}).get("output_dir")
     if isinstance(run_dir, str) and run_dir:
         text = text.replace(json.dumps(run_dir)[1:-1], "<run dir>")
