@@ -89,12 +89,13 @@ def table_markdown(table: pd.DataFrame, task: str, size: str, metric: str | None
             f"0: above at every quantile, 1: below; "
             f"✓: ε_min < τ = {ASO_TAU}, the method stochastically dominates `{BASELINE}` almost surely. "
             f"seeds (mean), seeds (spread): the seeds a side with which the observed difference from `{BASELINE}` "
-            f"would be detected with power {POWER} at the same α/m = {ALPHA / max(m, 1):.2g} (two-sided; "
-            f"normal scores with the observed SDs assumed; a planning figure: observed effects of few seeds are "
-            f"noisy): of the means by Welch's t-test (Cohen's d with the SD pooled over the two sides, "
-            f"statsmodels TTestIndPower at Welch's degrees of freedom), of the SDs by Brown–Forsythe's test "
-            f"(scipy.stats.levene, center median; {SPREAD_SIMULATIONS} seeded simulations an n); "
-            f"> {SEEDS_CAP}: more than {SEEDS_CAP} (equal means or SDs: none would do). "
+            f"would be detected with power {POWER} at the same α/m = {ALPHA / max(m, 1):.2g} (two-sided; normal "
+            f"scores with the observed SDs assumed; a planning figure, as noisy as the observed difference): of the "
+            f"means by Welch's t-test (Cohen 1988's d over the SD √((s² + s_{BASELINE}²)/2); statsmodels "
+            f"TTestIndPower at Welch's degrees of freedom), of the SDs by Brown–Forsythe's test "
+            f"(scipy.stats.levene center='median'; {SPREAD_SIMULATIONS} seeded simulations an n, to 2% above 100); "
+            f"> {SEEDS_CAP}: more than {SEEDS_CAP} (equal means or SDs: none would do); –: the baseline, or fewer "
+            f"than 2 scores a side. "
             f"Bold: best in its column.\n\n")
     out = []
     for row in table.itertuples():
