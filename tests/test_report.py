@@ -94,6 +94,10 @@ def test_summary_matches_hand_computation(sweep):
     assert set(s["best_in"].split(",")) == {"failed"}
     # ASO: not with reinit's 3 scores (report.stats.ASO_MIN_SCORES), and so no comparison to correct for
     assert math.isnan(r["aso_eps_min"]) and r["aso_comparisons"] == 0 and math.isnan(s["aso_eps_min"])
+    # seeds needed: at α 0.05 (m = 0 comparisons count as 1), none for the baseline itself
+    assert r["seeds_needed_mean"] == report.seeds_for_mean(REINIT, STANDARD, 0.05)
+    assert r["seeds_needed_spread"] == report.seeds_for_spread(REINIT, STANDARD, 0.05)
+    assert math.isnan(s["seeds_needed_mean"]) and math.isnan(s["seeds_needed_spread"])
 
 
 def test_expected_max_closed_form():
@@ -141,7 +145,14 @@ def test_cli_writes_tables_and_plots(sweep, tmp_path, capsys):
     assert csv.loc["standard", "mean"] == pytest.approx(np.mean(STANDARD))
     md = (out / "table_rte_100.md").read_text()
     assert "Welch" in md and "unpaired" in md and "τ = 0.2" in md and "1 − α/m = 0.9500" in md
-    assert md.rstrip().endswith(" – |") and "only with 5 scores or more a side" in md  # reinit: 3 scores
+    reinit = md.rstrip().splitlines()[-1].split("|")
+    assert reinit[-4].strip() == "–" and "only with 5 scores or more a side" in md  # ASO of reinit's 3 scores
+    csv_reinit = csv.loc["reinit"]
+    assert [c.strip() for c in reinit[-3:-1]] == [f"{csv_reinit.seeds_needed_mean:.0f}",
+                                                   f"{csv_reinit.seeds_needed_spread:.0f}"]
+    header = next(line for line in md.splitlines() if line.startswith("| method"))
+    assert [c.strip() for c in header.split("|")[-3:-1]] == ["seeds (mean)", "seeds (spread)"]
+    assert "with power 0.8 at the same α/m = 0.05" in md and "Brown–Forsythe" in md
     assert "failed (B)" in md and "`below_threshold`" in md
     assert "**20% (1/5)**" in md and "| **72.33** |" in md   # best failed share, best mean
     em = pd.read_csv(out / "expected_max_rte_100.csv", index_col="n")
@@ -233,3 +244,4 @@ def test_aso_is_seeded_bonferroni_corrected_and_leaves_numpy_alone(monkeypatch):
     report.aso(a, b, num_comparisons=9)
     assert seen["confidence_level"] == pytest.approx(1 - 0.05 / 9) and seen["num_comparisons"] == 1
     assert seen["seed"] == 0 and seen["show_progress"] is False
+

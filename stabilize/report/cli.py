@@ -6,9 +6,11 @@ also used by `notebooks/analyze_sweep.ipynb`) and writes, per task x training-se
 - `table_<task>_<size>.{md,csv}`: one row per method: runs, mean, std, bootstrap 95% CI of
   the mean, min, median, max of the test score, share of failed runs (status failed) and
   of study B's failed runs (`below_threshold`: test <= the task's threshold), errored runs,
-  Welch's unequal-variance t-test against `standard` (unpaired), and Almost Stochastic
-  Order's eps_min against `standard` (Dror et al. 2019; Bonferroni over the table's methods);
-  the best value of a column in bold;
+  Welch's unequal-variance t-test against `standard` (unpaired), Almost Stochastic
+  Order's eps_min against `standard` (Dror et al. 2019; Bonferroni over the table's methods),
+  and the seeds a side Welch's and Brown-Forsythe's tests would need to detect the observed
+  differences of mean and spread (power 0.8, the same corrected level); the best value of a
+  column in bold;
 - `expected_max_<task>_<size>.{md,csv,png}`: Dodge et al.'s (2020) expected maximum
   validation score over n = 1..N runs;
 - `scores_<task>_<size>.png`: box and strip plot of the test scores per method;
