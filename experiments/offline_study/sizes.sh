@@ -1,19 +1,38 @@
 #!/usr/bin/env bash
-# The size sweep of experiments/offline_study/README.md (section 6): training-set size against the
-# step budget, then the two controls of section 7; resumable: launching it again skips every
-# finished run and re-runs the errored or interrupted ones (a run cut after 10 minutes resumes).
+# The size sweep and the two controls of experiments/offline_study/README.md (section 6), phase by
+# phase; resumable: launching it again skips every finished run and re-runs the errored or
+# interrupted ones (a run cut after its first 10 minutes resumes from its checkpoint).
 #   experiments/offline_study/sizes.sh [N_JOBS]     (default 2: two runs of one thread each)
-# The 1,000-example points are the study's own runs in sweep/ (`standard` at the recipe, `longer`
-# at the 800-step budget); new runs go to sweep_sizes/. Phases in the order a partial sweep is
-# most useful: `standard` at every size first.
+# Needs the joblib launcher: pip install -e ".[launchers]". The 1,000-example points of the size
+# sweep are the study's own runs in sweep/ (`standard` at the recipe, `longer` at the 800-step
+# budget, the methods) and diagnosis/ (no dropout); every new run goes to sweep_sizes/, seed-major,
+# so that a partial phase holds every size for its first seeds.
 set -uo pipefail
 cd "$(dirname "$0")"
 jobs=${1:-2}
 common=(experiment=offline_study hydra/launcher=joblib hydra.launcher.n_jobs="$jobs"
         trainer.enable_progress_bar=false hydra.sweep.dir=sweep_sizes "seed=range(0,10)")
 status=0
-sweep() { stabilize-train -m "${common[@]}" "$@" || status=1; }
+sweep() { ${SIZES_DRY:+echo} stabilize-train -m "${common[@]}" "$@" || status=1; }  # SIZES_DRY=1: print them
 stsb=(task=stsb data.train_size=100,300,3000)
-mrpc=(task=mrpc optim.max_epochs=5 data.train_size=100,300,2388)
+mrpc=(task=mrpc optim.max_epochs=5 data.train_size=100,300,2388)   # 2388: MRPC's largest balanced size
+mosbach=(method=mosbach optim.lr=2e-5 optim.max_epochs=20)        # its whole recipe, as in sweep/
+no_dropout=(method=mixout method.strategies.mixout.p=0.0)         # standard without dropout (section 3)
 # 1. STS-B: `standard` at the recipe (3 epochs) and at the fixed budget (`longer`: 800 steps)
 sweep "${stsb[@]}" method=standard,longer
+# 2. the controls at 1,000 examples: LP-FT with the probe fitted as Kumar et al. fit it, on both
+#    tasks; mosbach with the papers' Adam (eps added before the bias correction) on STS-B
+sweep task=stsb data.train_size=1000 method=lpft
+sweep task=mrpc optim.max_epochs=5 data.train_size=1000 method=lpft
+sweep task=stsb data.train_size=1000 "${mosbach[@]}" optim.eps_placement=before_correction
+# 3. STS-B: the methods that won at 1k, at the recipe, then mosbach's own recipe (20 epochs)
+sweep "${stsb[@]}" method=reinit,llrd,lpft
+sweep "${stsb[@]}" "${no_dropout[@]}"
+sweep "${stsb[@]}" "${mosbach[@]}"
+# 4. MRPC: `standard` and `longer` at every size (the end of the planned 40 hours)
+sweep "${mrpc[@]}" method=standard,longer
+# 5. MRPC: the methods (beyond the 40 hours: run where the cores allow)
+sweep "${mrpc[@]}" method=reinit,llrd,lpft
+sweep "${mrpc[@]}" "${no_dropout[@]}"
+sweep "${mrpc[@]}" "${mosbach[@]}"
+exit $status

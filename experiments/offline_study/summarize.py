@@ -17,8 +17,9 @@ import numpy as np
 from scipy import stats
 
 from clipping import clipping_block
-from dropout import dropout_block
+from dropout import dropout_block, task_rules
 from fit import fit_block
+from sizes import controls_block, sizes_block
 from stabilize.report import BASELINE, groups, load_runs, welch, write_report
 from stabilize.report.runs import method_order
 from stabilize.results import FINISHED
@@ -243,7 +244,8 @@ def main(folder: Path) -> None:
               "results": table_block(folder / "report" / "sweep", df, "report/sweep"),
               "recipe": recipe_block(folder, recipe), "verdicts": f"Rule: {RULE}.\n\n" + verdict_table(df),
               "clipping": clipping_block(folder, STSB_LEARNS), "dropout": dropout_block(folder, STSB_LEARNS),
-              "fit": fit_block(folder, NAMES)}
+              "fit": fit_block(folder, NAMES), "sizes": sizes_block(folder, task_rules(STSB_LEARNS)),
+              "controls": controls_block(folder, task_rules(STSB_LEARNS))}
     for name, body in blocks.items():
         text = replace_block(text, name, body)
     readme.write_text(text)
