@@ -31,7 +31,7 @@
 # dry) the script writes so and exits 2; it exits 1 when a part failed or timed out.
 #
 # Budget on one H100 (estimates by arithmetic, not yet measured; every cap is also cut to what is
-# left of BUDGET_S = 450 s since the start, so the script ends within 8 minutes whatever hangs):
+# left of BUDGET_S = 450 s, so the script ends within 8 minutes whatever hangs):
 #  1. pytest start ~5 s, CUDA start ~5 s, three tiny-model tests ~10 s, test_gpus.py ~15 s: cap 50 s.
 #  2. a run: process start and imports ~8 s, MiniLM and STS-B ~3 s, 96 steps of batch 32 x 128
 #     tokens ~2 s, 10 evaluations of 750 rows ~3 s: ~16 s; cap 50 s each, 100 s.
@@ -42,7 +42,8 @@
 #     k=1: 10 + 16 x 3 = 58 s, cap 70; k=2: 10 + 8 x 3.5 = 38 s, cap 45; k=4: 10 + 4 x 4.5 = 28 s,
 #     cap 35; k=8: 12 + 2 x 7 = 26 s, cap 35. Caps 185 s. A block cut by its cap still counts the
 #     runs that finished (runs per hour = finished / cap, marked as a lower bound).
-#  Caps: 50 + 100 + 100 + 185 = 435 s, plus ~10 s of bookkeeping: under 450 s.
+#  Caps: 50 + 100 + 100 + 185 = 435 s, plus ~5 s of bookkeeping: under 450 s; with ~10 s of
+#  finding Python and the device before the budget starts, under 8 minutes in all.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -50,7 +51,6 @@ DRY=${GPU_CHECK_DRY:-0}
 # dry runs go to a CPU shared with other work: the same parts, caps x4 (toy sizes, slow starts)
 SCALE=$([[ "$DRY" == 1 ]] && echo 4 || echo 1)
 BUDGET_S=${GPU_CHECK_BUDGET_S:-$(( 450 * SCALE ))}
-T0=$(date +%s)
 STAMP=$(date -u +%Y-%m-%d-%H%M)
 if [[ -n "${GPU_CHECK_OUT:-}" ]]; then RESULT=$GPU_CHECK_OUT
 elif [[ -n "${OUT:-}" ]]; then RESULT=$OUT/gpu-check.md
@@ -81,7 +81,6 @@ if ! usable; then
     python3 -m venv .venv && . .venv/bin/activate && PY=python && pip install -q -e ".[test]" >"$LOGS/install.log" 2>&1
     INSTALL_S=$(( $(date +%s) - t ))
     usable || { say "the install failed: see $LOGS/install.log"; exit 2; }
-    T0=$(date +%s)  # the budget starts after the install
   fi
 fi
 DEVICE=$("$PY" - <<'EOF'
@@ -119,6 +118,7 @@ if [[ "$DRY" != 1 && "$DEVICE" == no\ CUDA* ]]; then
   exit 2
 fi
 
+T0=$(date +%s)  # the budget starts here: finding Python and the device took ~10 s
 FAILED=()
 # run_part NAME CAP LOG COMMAND...: COMMAND under `timeout`, capped by what is left of the budget;
 # sets PART_RC (124: timed out or no time left), PART_S (wall seconds) and PART_CAP (the timeout used).

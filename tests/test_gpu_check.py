@@ -16,7 +16,7 @@ def test_the_script_parses():
     subprocess.run(["bash", "-n", str(SCRIPT)], check=True)
 
 
-@pytest.mark.slow  # about 1.5 min on 2 idle cores (4 min on busy ones): 6 processes start torch
+@pytest.mark.slow  # 4 to 5 min on 2 cores at a load of 11 (measured), less when idle: 6 processes start torch
 def test_every_part_runs_at_toy_size_on_the_cpu(tmp_path):
     out = tmp_path / "gpu-check.md"
     env = {**os.environ, "GPU_CHECK_DRY": "1", "GPU_CHECK_OUT": str(out), "PYTHONPATH": str(ROOT),
