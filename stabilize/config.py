@@ -108,11 +108,14 @@ def _model(cfg: DictConfig) -> list[str]:
         return ["model.path: null, and no model.random_config to build a random model from"]
     elif Path(str(m.path)).expanduser().is_dir():
         config_file = Path(str(m.path)).expanduser() / "config.json"
-        model_config = json.loads(config_file.read_text()) if config_file.is_file() else {}
+        if not config_file.is_file():  # else the tokenizer fails first, naming neither the key nor the file
+            return [f"model.path: the folder {str(config_file.parent)!r} has no config.json "
+                    f"(not a transformers model folder: save one with save_pretrained)"]
+        model_config = json.loads(config_file.read_text())
     elif _HUB_ID.match(str(m.path)) and not str(m.path).startswith((".", "~")):
         return []  # a hub id: its limits are known once it is downloaded
     else:
-        return [f"model.path: {m.path!r} is neither a model folder nor a hub id"]
+        return [f"model.path: {m.path!r} is no folder here and does not look like a hub id (name or org/name)"]
     limit = model_config.get("max_position_embeddings", 512)
     if "roberta" in str(model_config.get("model_type", "")):
         limit -= 2  # RoBERTa's positions start after the padding index

@@ -199,14 +199,17 @@ class FineTuner(pl.LightningModule):
             self.model.load_state_dict(self.best["state"])
             preds, _ = self.predict_split("test")
             test = metrics.score(self.spec.metric, preds, labels, self.spec.num_labels)
+        constant = bool(preds.unique().numel() <= 1)
         if self.spec.is_regression:
-            majority = majority_accuracy = majority_label = accuracy = None
+            majority = majority_accuracy = majority_label = accuracy = constant_label = None
         else:
             maj = metrics.majority_label(self.trainer.datamodule.splits["val"].labels)
             majority = metrics.majority_score(self.spec.metric, labels, maj, self.spec.num_labels)
             majority_accuracy = metrics.majority_score("accuracy", labels, maj, self.spec.num_labels)
             majority_label = self.spec.labels[maj]
             accuracy = metrics.score("accuracy", preds, labels, self.spec.num_labels)
+            # the class it always predicts, which need not be the majority class
+            constant_label = self.spec.labels[int(preds[0])] if constant and preds.numel() else None
         return {
             "val": self.best["val"] if self.best else None,
             "best_step": self.best["step"] if self.best else None,
@@ -216,6 +219,7 @@ class FineTuner(pl.LightningModule):
             "majority": majority,
             "majority_accuracy": majority_accuracy,
             "majority_label": majority_label,
-            "constant": bool(preds.unique().numel() <= 1),
+            "constant": constant,
+            "constant_label": constant_label,
             "history": self.history,
         }

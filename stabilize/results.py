@@ -52,6 +52,8 @@ KEYS = {
     "majority_accuracy": "the majority class's test accuracy (null for regression)",
     "majority_label": "the majority class of the validation half (null for regression)",
     "constant": "the kept state predicts one class (or value) for every test row",
+    "constant_label": "the class it predicts for every test row when `constant` (null otherwise, for "
+                      "regression, and in records written before this key)",
     "diverged": "the training loss became NaN or infinite",
     "below_threshold": "study B: test <= task.fail_threshold (null without a threshold)",
     "history": "list of {step, val, <select metric>} evaluations",
@@ -77,7 +79,7 @@ def verdict(record: dict, threshold: float | None) -> dict:
         return {"status": FAILED, "reason": record["reason"], "below_threshold": None if threshold is None else True}
     below = None if threshold is None else bool(record["test"] <= threshold)
     if record["constant"]:
-        label = record.get("majority_label")
+        label = record.get("constant_label")  # the predicted class, not the majority class
         return {"status": FAILED, "below_threshold": below,
                 "reason": "constant predictions" + (f" (always {label!r})" if label is not None else "")}
     acc, majority = record.get("accuracy"), record.get("majority_accuracy")
@@ -88,7 +90,10 @@ def verdict(record: dict, threshold: float | None) -> dict:
 
 
 def upgrade(record: dict) -> dict:
-    """A record written by an earlier version, with today's keys (a copy; nothing re-judged)."""
+    """A record written by an earlier version, with today's keys (a copy; nothing re-judged).
+
+    A key it lacks is null, `constant_label` included: its "constant predictions (always ...)"
+    reason named the majority class, which need not be the class it predicted."""
     r = {**dict.fromkeys(KEYS), **record}
     reason = str(record.get("reason") or "")
     if "diverged" not in record:

@@ -125,6 +125,10 @@ class SweepSummary(Callback):
             lines.append("[stabilize]   see error.txt in each run folder; launching the same command again "
                          "re-runs only the errored and missing runs")
         lines.append(f"[stabilize]   report: stabilize-report {sweep_dir}")
+        if errored and len(errored) == len(now):  # the last line: nothing of this launch finished
+            p, r = errored[0]
+            lines.append(f"[stabilize]   every run of this launch errored ({len(errored)}): {r.get('error')}, "
+                         f"see {p.parent / results.ERROR}")
         print("\n".join(lines), flush=True)
         if errored and self.exit_on_error:
             sys.stdout.flush()

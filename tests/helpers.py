@@ -28,6 +28,18 @@ class NanLoss(Strategy):
         return float("nan")
 
 
+class AlwaysMinority(Strategy):
+    """Evaluates with a head that always predicts the class that is rarest in the validation half
+    (not the majority class): the run fails with constant predictions of that class."""
+
+    def evaluation_weights(self, module):
+        labels = module.trainer.datamodule.splits["val"].labels
+        counts = __import__("torch").bincount(labels, minlength=module.spec.num_labels)
+        bias = module.model.classifier.bias.detach().clone().zero_()
+        bias[int(counts.argmin())] = 1.0
+        return {"classifier.weight": module.model.classifier.weight.detach() * 0, "classifier.bias": bias}
+
+
 class Barrier(Strategy):
     """Waits in `setup` until `parties` runs have reached it: proves they run at the same time."""
 

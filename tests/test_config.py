@@ -197,6 +197,15 @@ def test_model_path_neither_folder_nor_hub_id(cfg_factory, tmp_path, no_loading,
     _check_error(record, tmp_path / "run", "ConfigError", "model.path", path)
 
 
+def test_model_path_folder_without_config_json(cfg_factory, tmp_path, no_loading):
+    folder = tmp_path / "not_a_model"
+    folder.mkdir()
+    (folder / "vocab.txt").write_text("[PAD]\n")
+    record = train(cfg_factory("model=minilm", f"model.path={folder}"), module_class=Unreachable)
+    _check_error(record, tmp_path / "run", "ConfigError", "model.path", str(folder), "no config.json")
+    assert "\n" not in record["error"]
+
+
 def test_max_length_above_a_model_folders_position_limit(cfg_factory, tmp_path, no_loading):
     record = train(cfg_factory("model=minilm", "data.max_length=1024"), module_class=Unreachable)
     _check_error(record, tmp_path / "run", "data.max_length", "1024", "512 positions")

@@ -41,6 +41,13 @@ def test_nan_loss_is_a_failed_diverged_run(cfg_factory, tmp_path):
     assert results.read(tmp_path / "run" / results.RESULTS)["reason"].startswith("diverged:")
 
 
+def test_constant_predictions_of_the_minority_class_name_that_class(cfg_factory):
+    r = train(cfg_factory("+method.strategies.minority._target_=tests.helpers.AlwaysMinority"))
+    assert r["status"] == "failed" and r["constant"] is True, r
+    assert r["constant_label"] != r["majority_label"] and r["constant_label"] in ("entailment", "not_entailment")
+    assert r["reason"] == f"constant predictions (always {r['constant_label']!r})"
+
+
 def test_huge_learning_rate_diverges(cfg_factory):
     r = train(cfg_factory("optim.lr=1e10", "optim.clip_norm=null", "optim.max_steps=8", "eval.times=1"))
     assert r["status"] == "failed" and r["reason"].startswith("diverged:"), r

@@ -56,6 +56,32 @@ def test_optuna_sweeper_example(monkeypatch, capsys, tmp_path):
     assert 0.05 <= best.best_params["method.strategies.mixout.p"] <= 0.9
 
 
+def test_optuna_sweep_whose_every_trial_errors_ends_in_the_summary(monkeypatch, capsys, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    args = tiny_sweep(monkeypatch, tmp_path, "+hpo=mixout_p", "hydra.sweeper.n_trials=2",
+                      "+method.strategies.boom._target_=tests.helpers.RaiseInSetup")
+    assert run_cli(monkeypatch, *args) == 1
+    out, err = capsys.readouterr()
+    assert "No trials are completed yet" not in out + err and "Traceback" not in err
+    assert "[stabilize] optuna: no trial completed" in out
+    assert "this launch:  2 runs: 0 ok, 0 failed, 2 error" in out
+    last = out.strip().splitlines()[-1]
+    assert "every run of this launch errored (2): RuntimeError: boom in setup, see " in last
+    assert (tmp_path / "sweep") in __import__("pathlib").Path(last.split(", see ")[1]).parents
+    assert last.endswith("/error.txt") and not (tmp_path / "sweep" / "optimization_results.yaml").exists()
+
+
+def test_optuna_sweeper_passes_other_errors_on(monkeypatch):
+    plugins = pytest.importorskip("hydra_plugins.stabilize_sweepers")
+
+    def other(self, arguments):
+        raise ValueError("Return value must be float-castable.")
+    monkeypatch.setattr(plugins.OptunaSweeper.__bases__[0], "sweep", other)  # the plugin's sweeper
+    sweeper = object.__new__(plugins.OptunaSweeper)
+    with pytest.raises(ValueError, match="float-castable"):
+        sweeper.sweep([])
+
+
 def test_default_threads_outside_hydra_is_none(monkeypatch):
     from hydra.core.hydra_config import HydraConfig
 

@@ -22,11 +22,16 @@ def test_accuracy_no_better_than_the_majority_class_is_failed_and_says_what_it_w
 
 
 def test_constant_predictions_fail_also_for_regression():
-    v = results.verdict(_scored(constant=True, majority_label="0"), threshold=0.9)
+    v = results.verdict(_scored(constant=True, majority_label="0", constant_label="0"), threshold=0.9)
     assert v == {"status": "failed", "reason": "constant predictions (always '0')", "below_threshold": True}
     regression = results.new_record(test=0.0, constant=True)
     assert results.verdict(regression, None)["status"] == "failed"
     assert results.verdict(results.new_record(test=0.3, constant=False), None)["status"] == "ok"
+
+
+def test_constant_predictions_name_the_predicted_class_not_the_majority_class():
+    v = results.verdict(_scored(constant=True, majority_label="1", constant_label="0"), threshold=None)
+    assert v["status"] == "failed" and v["reason"] == "constant predictions (always '0')"
 
 
 def test_a_diverged_run_is_failed_and_below_any_threshold():
@@ -46,6 +51,12 @@ def test_records_written_before_the_schema_load_with_todays_keys(tmp_path):
     (tmp_path / results.RESULTS).write_text(__import__("json").dumps(old))
     r = results.load(tmp_path / results.RESULTS)
     assert r["diverged"] is True and r["below_threshold"] is True and set(results.KEYS) <= set(r)
+    # before `constant_label`: loads, the key null, the reason and status as written
+    constant = {"status": "failed", "reason": "constant predictions (always '1')", "constant": True,
+                "majority_label": "1", "test": 0.5}
+    (tmp_path / results.RESULTS).write_text(__import__("json").dumps(constant))
+    r = results.load(tmp_path / results.RESULTS)
+    assert r["constant_label"] is None and (r["status"], r["reason"]) == ("failed", constant["reason"])
     r = results.upgrade({"status": "ok", "failed_b": False, "test": 0.6})
     assert r["below_threshold"] is False and "failed_b" not in r and r["diverged"] is False
     with pytest.raises(ValueError):
