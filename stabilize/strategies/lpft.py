@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stabilize import layers, metrics
+from stabilize import layers, metrics, optimizers
 from stabilize.strategies.base import Strategy
 
 # The authors' grid: np.logspace(-7, 2, num_reg_values) in log_reg_sk.py, num_reg_values=50 in
@@ -102,7 +102,7 @@ class LPFT(Strategy):
             p.requires_grad_(False)
         for p in head:
             p.requires_grad_(True)
-        optimizer = torch.optim.AdamW(head, lr=self.lr, eps=module.optim.eps, weight_decay=module.optim.weight_decay)
+        optimizer = optimizers.adamw(head, module.optim, lr=self.lr)
         for batch in module.train_batches(self.epochs):
             loss = module.task_loss(module(batch).logits, batch["labels"])
             loss.backward()
