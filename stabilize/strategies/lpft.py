@@ -131,8 +131,9 @@ def head_linear(model: nn.Module, strategy: Strategy) -> nn.Linear:
     `features` checks gives the logits."""
     found = [m for name, m in model.named_modules()
              if isinstance(m, nn.Linear) and layers.layer_of(model, f"{name}.weight") == "head"]
-    if not found:
-        raise strategy.error(None, f"{model.config.model_type}'s head has no Linear layer to fit a probe into")
+    if not found or found[-1].bias is None:
+        raise strategy.error(None, f"{model.config.model_type}'s head has no Linear layer with a bias to fit a "
+                                   f"probe into")
     return found[-1]
 
 
