@@ -4,21 +4,20 @@ When training starts the head's last Linear layer (the one whose output is the l
 by a linear probe on the frozen encoder; then the run proper (its steps, schedule, optimizer and
 evaluations) fine-tunes everything from that head. Two probes (`probe`):
 
-- `fit` (default), as the authors fit it (section 4 and appendix; AnanyaKumar/transfer_learning,
-  `extract_features.py` and `log_reg_sk.py`): the inputs of that Linear layer are extracted in
-  eval mode (no dropout) for every training and validation row (BERT: the pooler output, the
-  input of `classifier`); scaled by one mean and one standard deviation of the training
-  features, as theirs; a scikit-learn LogisticRegression (lbfgs; multinomial for 3 classes or
-  more, binomial for 2) is fitted to convergence for every C of `grid`, ascending, warm-started,
-  and the C whose head scores best on validation in the task's `select_metric` is kept, ties
-  broken by the lower validation cross-entropy (theirs: the smallest C; on a plateau of equal
-  accuracies that is the most shrunk head, whose training loss barely leaves the random
-  head's); regression fits Ridge with alpha = 1 / (2C) (the same
-  penalty on the summed per-row loss) and keeps the alpha of the lowest validation MSE (Spearman
-  and Pearson ignore the output's scale, so an all-but-constant head could win on them). The
-  chosen weights, scaled back to the raw features, are written into the Linear layer. Layers
-  before it in the head (RoBERTa's and ELECTRA's dense + tanh, DistilBERT's pre_classifier) stay
-  at their random init: the probe is fitted on what they output.
+- `fit` (default), as the authors fit it (AnanyaKumar/transfer_learning, `extract_features.py`
+  and `log_reg_sk.py`): the inputs of that Linear layer are extracted in eval mode (no dropout)
+  for every training and validation row (BERT: the pooler output, the input of `classifier`),
+  scaled by one mean and one standard deviation of the training features, as theirs; a
+  scikit-learn LogisticRegression (lbfgs; multinomial for 3 classes or more, binomial for 2) is
+  fitted to convergence for every C of `grid`, ascending, warm-started, and the C whose head
+  scores best on validation in the task's `select_metric` is kept, ties broken by the lower
+  validation cross-entropy (theirs: the smallest C; on a plateau of equal accuracies that is the
+  most shrunk head, whose training loss barely leaves the random head's). Regression fits Ridge
+  with alpha = 1 / (2C) (the same penalty on the summed per-row loss) and keeps the alpha of the
+  lowest validation MSE (Spearman and Pearson ignore the output's scale, so an all-but-constant
+  head could win on them). The chosen weights, scaled back to the raw features, are written into
+  the Linear layer. Layers before it in the head (RoBERTa's and ELECTRA's dense + tanh,
+  DistilBERT's pre_classifier) stay at their random init: the probe is fitted on their output.
 - `gradient`: the head alone (every head parameter) trains for `epochs` passes over the training
   data (a fraction allowed) with its own AdamW at the constant rate `lr`, dropout on; 1e-3 and 3
   epochs are our choice. Its steps are not counted in the run's `steps` (`probe_steps`).
@@ -27,14 +26,14 @@ evaluations) fine-tunes everything from that head. Two probes (`probe`):
 null for `gradient`), the loss (cross-entropy, or MSE) on the eval-mode training features of the
 head before (`probe_init_loss`) and after the probe (`probe_train_loss`), the probe's validation
 score in the select metric (`probe_val`) and, at every C, the validation values the grid was
-chosen on (`probe_curve`: [C, score, cross-entropy], or [C, MSE]; `probe_selected_by`).
+chosen on (`probe_curve`: [C, score, cross-entropy], or [C, MSE] with alpha = 1 / (2C);
+`probe_selected_by`).
 
 Where we differ from the official code: their grid's fits stop after 200 lbfgs iterations (ours:
 to sklearn's tolerance, `probe_converged`); they select on validation accuracy (ours: the task's
 select metric, accuracy for RTE and MRPC, MCC for CoLA) and break ties by the smallest C (ours: by
-validation cross-entropy); they do not fit binary heads into a
-two-output layer (ours: the binomial weights w go in as -w/2 and w/2, the same probabilities)
-nor regression.
+validation cross-entropy); they fit no binary head into a two-output layer (ours: the binomial
+weights w go in as -w/2 and w/2, the same probabilities), nor regression.
 """
 import warnings
 
