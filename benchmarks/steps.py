@@ -23,7 +23,7 @@ VARIANTS = [
     ("swa", ["method=swa", "method.strategies.swa.start=0"], None),  # every step enters the average
     ("lora", ["method=lora"], None),
     ("bitfit", ["method=bitfit"], None),
-    ("lpft", ["method=lpft"], None),
+    ("lpft", ["method=lpft", "method.strategies.lpft.probe=gradient"], None),  # as in results/; fit: not benchmarked
 ]
 # Work done once, outside the steps, and the FineTuner hook it runs in (timed by StepOnlyFineTuner).
 ONE_TIME = {

@@ -20,6 +20,7 @@ from transformers import CONFIG_MAPPING
 from stabilize import sweep, tasks
 from stabilize.errors import ConfigError, is_int
 from stabilize.evaluation import EvalPlan
+from stabilize.optimizers import EPS_PLACEMENTS
 from stabilize.strategies.base import Strategy, build_method
 
 
@@ -91,6 +92,8 @@ def _values(cfg: DictConfig) -> list[str]:
         problems.append(f"optim.batch_size: {o.batch_size!r} is not a positive integer")
     if not (isinstance(o.warmup_ratio, (int, float)) and 0 <= o.warmup_ratio < 1):
         problems.append(f"optim.warmup_ratio: {o.warmup_ratio!r} is not in [0, 1)")
+    if o.get("eps_placement") not in EPS_PLACEMENTS:
+        problems.append(f"optim.eps_placement: {o.get('eps_placement')!r} is not one of {', '.join(EPS_PLACEMENTS)}")
     e = cfg.eval
     return problems + EvalPlan(e.times, e.get("per_epoch"), e.get("patience")).problems()
 

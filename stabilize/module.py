@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from transformers import get_linear_schedule_with_warmup
 
-from stabilize import metrics, models, resume
+from stabilize import metrics, models, optimizers, resume
 from stabilize.evaluation import EvalPlan, eval_steps, evaluated_weights, keep_evaluation_weights  # noqa: F401
 from stabilize.layers import NO_DECAY
 from stabilize.strategies.base import Strategy
@@ -124,8 +124,7 @@ class FineTuner(pl.LightningModule):
         for s in self.strategies:
             optimizer = s.build_optimizer(self, groups) or optimizer
         if optimizer is None:
-            optimizer = torch.optim.AdamW(groups, lr=self.optim.lr, betas=tuple(self.optim.betas),
-                                          eps=self.optim.eps, weight_decay=self.optim.weight_decay)
+            optimizer = optimizers.adamw(groups, self.optim)
         warmup = math.ceil(self.optim.warmup_ratio * self.total_steps)
         scheduler = get_linear_schedule_with_warmup(optimizer, warmup, self.total_steps)
         for s in self.strategies:

@@ -46,6 +46,8 @@ def interrupted_then_relaunched(cfg, epoch=1) -> dict:
 
 
 @pytest.mark.parametrize("method", METHODS + ["swa method.strategies.swa.swa_lr=1e-3 method.strategies.swa.start=0.1",
+                                              "lpft method.strategies.lpft.probe=gradient",
+                                              "standard optim.eps_placement=before_correction optim.weight_decay=0.01",
                                               "standard data.group_by_length=true"])
 def test_a_resumed_run_gives_the_uninterrupted_numbers(tmp_path, method):
     task = "rte" if method == "r3f" else "stsb"  # STS-B's Spearman moves at every step; R3F classifies

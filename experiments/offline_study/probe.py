@@ -87,6 +87,7 @@ def probe(task: str, *overrides: str, run_dir: Path = HERE / "diagnosis") -> dic
     """Seed 0's probe on `task` and the four heads' scores (`overrides`: the tests' tiny model)."""
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("train", overrides=["experiment=offline_study", f"task={task}", "method=lpft", "seed=0",
+                                          "method.strategies.lpft.probe=gradient",  # the study's runs' probe
                                           "optim.max_steps=1", "eval.times=1", "threads=1", "logger=none",
                                           "trainer.enable_progress_bar=false", *SETTING[task], *overrides])
     with open_dict(cfg):
