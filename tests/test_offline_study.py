@@ -324,3 +324,22 @@ def test_the_controls_block_sets_each_control_beside_its_earlier_runs(tmp_path):
     block = sizes.controls_block(tmp_path, {"stsb": task_rules(0.5)["stsb"]})
     assert "| STS-B | `lpft`, fitted probe | `lpft`, gradient probe (`sweep/`) | 71.0 ± 1.0 (3) vs 81.0 ± 1.0 (3)" in block
     assert "| STS-B | `mosbach`, the papers' Adam | `mosbach`, torch's AdamW (`sweep/`) | 83.0 ± 1.0 (3) vs 81.0 ± 0.0 (3)" in block
+
+
+@pytest.mark.parametrize("folder", ["sweep", "sweep_recipe", "diagnosis", "sweep_sizes"])
+def test_a_relaunch_skips_the_committed_runs(folder):
+    """Seed 0 of every launch in a committed folder: the config its folder name composes today is
+    the config it ran with (results.same_config), so a relaunch of run.sh or sizes.sh skips it.
+    Fails when a new default, a renamed key or a key added without results.ADDED_KEYS would re-run
+    the study."""
+    from stabilize import results
+    checked = 0
+    for run in sorted((STUDY / folder).glob("*seed=0,*/results.json")):
+        record = json.loads(run.read_text())
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            cfg = compose("train", overrides=run.parent.name.split(","))
+        with open_dict(cfg):
+            cfg.paths.output_dir = record["config"]["paths"]["output_dir"]
+        assert results.same_config(record["config"], results.resolved_config(cfg)), run.parent.name
+        checked += 1
+    assert checked or folder == "sweep_sizes"

@@ -14,11 +14,14 @@ sweep() { stabilize-train -m "${common[@]}" hydra.sweep.dir=sweep "$@" || status
 sweep task=stsb
 sweep task=mrpc optim.max_epochs=5
 # 3. the methods after the seeds (PAPERS.md section C) into the same folder, compared with the same
-#    `standard` runs; r3f is for classification only; bitfit and lora at their authors' learning
-#    rate: the experiment's lr would replace it
-after=noisytune,childtuning_f,childtuning_d,ema,swa,lpft
+#    `standard` runs; r3f is for classification only; lpft with the probe these runs had, trained by
+#    gradient steps (the fitted probe, lpft's default since, is sizes.sh's control); bitfit and lora
+#    at their authors' learning rate: the experiment's lr would replace it
+after=noisytune,childtuning_f,childtuning_d,ema,swa
 sweep task=stsb method=$after
 sweep task=mrpc optim.max_epochs=5 method=$after,r3f
+sweep task=stsb method=lpft method.strategies.lpft.probe=gradient
+sweep task=mrpc optim.max_epochs=5 method=lpft method.strategies.lpft.probe=gradient
 sweep task=stsb method=bitfit optim.lr=1e-3
 sweep task=mrpc optim.max_epochs=5 method=bitfit optim.lr=1e-3
 sweep task=stsb method=lora optim.lr=5e-4
