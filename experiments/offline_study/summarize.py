@@ -4,8 +4,9 @@ For each sweep folder (`sweep/`, `sweep_recipe/`) it writes `report/<sweep>/` (w
 `stabilize-report` writes), then rewrites the README's generated blocks, each between
 `<!-- begin NAME -->` and `<!-- end NAME -->`: `status`, `wall`, `results`, `recipe` (with its
 own verdicts), `verdicts`, `clipping` and `dropout` (`clipping.py`, `dropout.py`, from
-`diagnosis/`), and `fit` (`fit.py`, from the runs' logs). The verdicts follow the rule stated in
-the README's section 4 (`RULE`).
+`diagnosis/`), `fit` (`fit.py`, from the runs' logs), and `sizes` and `controls` (`sizes.py`, from
+`sweep_sizes/` beside the others). The verdicts follow the rule stated in the README's section 4
+(`RULE`).
 """
 import re
 import sys
