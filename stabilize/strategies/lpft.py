@@ -15,6 +15,8 @@ from stabilize.strategies.base import Strategy
 
 
 class LPFT(Strategy):
+    single_process_only = "each process would probe the head on its own share of the data, outside DDP"
+
     def __init__(self, epochs: float = 3.0, lr: float = 1e-3):
         if not epochs > 0 or not lr > 0:
             raise ValueError(f"epochs and lr must be > 0, got {epochs!r} and {lr!r}")
