@@ -13,6 +13,7 @@ Lightning, finding LOCAL_RANK set, starts no process itself.
 process; every rank calls them at the same points.
 """
 import contextlib
+import ctypes
 import io
 import json
 import os
@@ -147,7 +148,7 @@ def launch(cfg, config: dict, seed: int):
     env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "WORLD_SIZE": str(n), "NODE_RANK": "0"}
     if cfg.threads is not None:  # else Lightning sets cores // N threads per process
         env["OMP_NUM_THREADS"] = str(cfg.threads)
-    payload, children = json.dumps({"config": config, "seed": seed}), []
+    payload, children = json.dumps({"config": config, "seed": seed, "rank0": os.getpid()}), []
     for k in range(1, n):
         log = run_dir / f"rank{k}.log"
         with open(log, "w") as err:
@@ -210,7 +211,10 @@ def main() -> None:
     from stabilize import config, console, train  # here: train imports this module
     from stabilize.module import Diverged
 
+    _die_with_parent()
     payload = json.load(sys.stdin)
+    if os.getppid() != payload["rank0"]:  # rank 0 died before the line above
+        sys.exit(1)
     cfg = OmegaConf.create(payload["config"])
     with console.quiet(cfg.get("verbose", False)):
         run = train.set_up(cfg, config.validate(cfg), payload["seed"])
@@ -219,6 +223,15 @@ def main() -> None:
             train.score(run)
         except Diverged:  # every rank stops at the same evaluation; rank 0 records it
             pass
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this process when rank 0 dies (killed, preempted), where it could
+    wait in a collective or its teardown for minutes. Elsewhere a no-op."""
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
 
 
 if __name__ == "__main__":
