@@ -118,7 +118,7 @@ class Collate:
 
 
 class SeededBatches(torch.utils.data.Sampler):
-    """Shuffled batches drawn from a generator seeded with `seed` + the epoch (Lightning calls
+    """Shuffled batches drawn from a generator seeded with (`seed`, the epoch) (Lightning calls
     `set_epoch`): the same batches in every process; torch's global generator when `seed` is None."""
 
     def __init__(self, n: int, batch_size: int, seed: int | None = None):
@@ -128,7 +128,9 @@ class SeededBatches(torch.utils.data.Sampler):
         self.epoch = epoch
 
     def generator(self) -> torch.Generator | None:
-        return None if self.seed is None else torch.Generator().manual_seed(self.seed + self.epoch)
+        if self.seed is None:
+            return None  # mixed, not added: seed 1's first epoch is not seed 0's second
+        return torch.Generator().manual_seed(int(np.random.SeedSequence([self.seed, self.epoch]).generate_state(1)[0]))
 
     def __len__(self) -> int:
         return math.ceil(self.n / self.batch_size)

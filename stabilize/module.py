@@ -159,9 +159,9 @@ class FineTuner(pl.LightningModule):
         self.seconds_before = state.get("seconds", 0.0)  # not in the first version's checkpoints
         self._resumed_states = state["strategies"]  # loaded in on_train_start: the model on its device
         self.resumed_at = [*state["resumed_at"], checkpoint["global_step"]]
-        rng = state["rng"]  # a list on several processes: each its own
-        resume.set_rng_state(rng[distributed.rank()] if isinstance(rng, list) else rng)  # last: nothing
-        # draws before the next epoch's shuffle
+        rng = state["rng"]  # on several processes, a list: each process's own
+        # last: nothing draws before the next epoch's shuffle
+        resume.set_rng_state(rng[distributed.rank()] if isinstance(rng, list) else rng)
 
     # ------------------------------------------------------------ evaluation
     def on_train_batch_end(self, outputs, batch, batch_idx):

@@ -14,12 +14,14 @@ from stabilize.errors import ConfigError
 from stabilize.train import train
 from tests.conftest import ROOT, make_cfg
 
-# One global batch of all 63 rows an epoch, so its order does not matter, and no dropout: one
-# process and two compute the same model up to rounding. 63 rows split 32/31 (each process's
-# loss weighed by its rows); 752 validation rows in 24 batches of 32, 12 on each process.
-SAME_MODEL = ["debug=tiny", "task=stsb", "data.train_size=63", "optim.batch_size=64", "optim.max_steps=null",
-              "optim.max_epochs=6", "eval.times=3", "optim.lr=1e-3", "trainer.accelerator=cpu",
-              "+model.random_config.hidden_dropout_prob=0", "+model.random_config.attention_probs_dropout_prob=0"]
+# 6 epochs of 63 rows, no dropout. SAME_MODEL: one global batch of all 63 rows an epoch, so its
+# order does not matter: one process and two compute the same model up to rounding. 63 rows
+# split 32/31 (each process's loss weighed by its rows); 752 validation rows in 24 batches of 32,
+# 12 on each process.
+RUN = ["debug=tiny", "task=stsb", "data.train_size=63", "optim.max_steps=null", "optim.max_epochs=6", "eval.times=3",
+       "optim.lr=1e-3", "trainer.accelerator=cpu", "+model.random_config.hidden_dropout_prob=0",
+       "+model.random_config.attention_probs_dropout_prob=0"]
+SAME_MODEL = [*RUN, "optim.batch_size=64"]
 TWO = ["trainer.devices=2", "trainer.strategy=ddp"]
 
 
@@ -39,27 +41,30 @@ def _same_run(one: dict, two: dict) -> None:
 
 
 def test_two_processes_in_a_sweep_train_the_one_process_model(tmp_path):
-    # seed 1 runs second in the same rank-0 process: a fresh process group, fresh ranks
-    proc = _cli(tmp_path, "-m", *SAME_MODEL, *TWO, "seed=0,1", "checkpoint_minutes=0",
+    # the batch-16 run comes second in the same rank-0 process: a fresh process group, fresh ranks;
+    # it takes the 4 global batches an epoch it announces (2 x 8 rows), not 2 of a halved epoch
+    proc = _cli(tmp_path, "-m", *RUN, *TWO, "optim.batch_size=64,16", "checkpoint_minutes=0",
                 f"hydra.sweep.dir={tmp_path / 'sweep'}")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
     assert out.count("[stabilize] sweep ") == 1 and "this launch:  2 runs: 2 ok" in out  # one summary
-    assert out.count("[stabilize] stsb: 63 train") == 2 and out.count("2 processes of 32 rows a batch") == 2
-    assert out.count("[stabilize] ok ") == 2  # rank 1 prints nothing
+    assert "6 steps (6.00 epochs); 2 processes of 32 rows a batch" in out
+    assert "24 steps (6.00 epochs); 2 processes of 8 rows a batch" in out
+    assert out.count("[stabilize] stsb: 63 train") == 2 and out.count("[stabilize] ok ") == 2  # rank 1 is silent
     folders = sorted(p.parent for p in (tmp_path / "sweep").rglob(results.RESULTS))
     assert len(folders) == 2
     for folder in folders:  # rank 0's files only: no rank log, the resume checkpoint cleared
         assert sorted(p.name for p in folder.iterdir()) == [".hydra", results.RESULTS, results.WEIGHT_CHANGE]
-    two = {r["seed"]: r for r in map(results.read, (f / results.RESULTS for f in folders))}
-    assert two[0]["config"]["trainer"]["strategy"] == "ddp"
-    one = train(make_cfg(tmp_path / "one", *SAME_MODEL))
-    _same_run(one, two[0])
+    two = {r["config"]["optim"]["batch_size"]: r for r in map(results.read, (f / results.RESULTS for f in folders))}
+    assert two[16]["steps"] == 24 and two[16]["epochs"] == 6 and [h["step"] for h in two[16]["history"]] == [8, 16, 24]
+    assert two[64]["config"]["trainer"]["strategy"] == "ddp"
+    _same_run(train(make_cfg(tmp_path / "one", *SAME_MODEL)), two[64])
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA GPUs")
 def test_two_gpus_train_the_one_gpu_model(tmp_path):
-    gpu = [o for o in SAME_MODEL if not o.startswith("trainer.accelerator")] + ["trainer=gpu", "trainer.precision=32-true"]
+    gpu = [o for o in SAME_MODEL if not o.startswith("trainer.accelerator")]
+    gpu += ["trainer=gpu", "trainer.precision=32-true"]
     proc = _cli(tmp_path, *gpu, *TWO, "hydra.run.dir=two")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     _same_run(train(make_cfg(tmp_path / "one", *gpu)), results.read(tmp_path / "two" / results.RESULTS))
