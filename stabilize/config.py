@@ -2,8 +2,8 @@
 
 `validate` looks at everything a run will use (plain values, the task and its data files,
 the method's strategies against their signatures, the model's path and position limit, the
-Trainer, logger and callback nodes) without loading data or weights, and reports every
-problem at once, each naming its key.
+Trainer, logger and callback nodes, what a run on several devices refuses) without loading
+data or weights, and reports every problem at once, each naming its key.
 """
 import hashlib
 import importlib
@@ -17,7 +17,7 @@ from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 from transformers import CONFIG_MAPPING
 
-from stabilize import sweep, tasks
+from stabilize import distributed, sweep, tasks
 from stabilize.errors import ConfigError, is_int
 from stabilize.evaluation import EvalPlan
 from stabilize.optimizers import EPS_PLACEMENTS
@@ -51,7 +51,7 @@ def register_resolvers() -> None:
 
 # Trainer arguments that `stabilize.train` sets itself: a value in `trainer` would be ignored.
 TRAINER_OWNED = ("max_steps", "max_epochs", "logger", "callbacks", "enable_checkpointing",
-                 "num_sanity_val_steps", "default_root_dir")
+                 "num_sanity_val_steps", "default_root_dir", "use_distributed_sampler")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -64,6 +64,7 @@ def validate(cfg: DictConfig) -> list[Strategy]:
         strategies = build_method(cfg.method)
     except ConfigError as e:
         problems.extend(e.problems)
+    problems.extend(distributed.problems(cfg, strategies))
     if problems:
         raise ConfigError(*problems)
     return strategies

@@ -189,6 +189,7 @@ RUNTIME_KEYS = (("threads",), ("verbose",), ("checkpoint_minutes",), ("trainer",
 # runs of an earlier version are still skipped by a relaunch and fall in the same report row. A
 # key is filled only where its parent is in the config (the lpft keys only in an lpft run's).
 ADDED_KEYS = {
+    ("trainer", "strategy"): "auto",                            # Lightning's choice, one process (distributed.py)
     ("optim", "eps_placement"): "after_correction",             # torch.optim.AdamW (stabilize/optimizers.py)
     ("method", "strategies", "lpft", "probe"): "gradient",      # LP-FT's probe trained by AdamW steps
     ("method", "strategies", "lpft", "grid"): None,             # the fitted probe's C grid (unused by gradient)

@@ -5,7 +5,8 @@ every outcome in `results.json` (an exception is status "error" with its traceba
 `error.txt`; a loss that turns NaN is a failed, diverged run), and raises only on Ctrl-C or
 SIGTERM, so one bad run never stops a sweep. Objects that exist only at run time (extra
 Lightning callbacks, the module class) are arguments: no caller patches this module.
-`main` is the `stabilize-train` command around it.
+`main` is the `stabilize-train` command around it. A run on several devices (stabilize.distributed)
+is this process, rank 0, and the processes it starts.
 """
 import gc
 import math
@@ -23,8 +24,9 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.strategies import DDPStrategy
 
-from stabilize import analysis, config, console, gpus, models, results, resume, tasks
+from stabilize import analysis, config, console, distributed, gpus, models, results, resume, tasks
 from stabilize.data import TaskDataModule
 from stabilize.module import Diverged, FineTuner
 from stabilize.strategies.base import Strategy, method_name
@@ -55,7 +57,7 @@ def set_up(cfg: DictConfig, strategies: list[Strategy], seed: int, callbacks=(),
         torch.set_num_threads(cfg.threads)
     spec = tasks.from_config(cfg.task)
     model, tokenizer = models.load(cfg.model, spec.num_labels)
-    datamodule = TaskDataModule.from_config(cfg, spec, tokenizer)
+    datamodule = TaskDataModule.from_config(cfg, spec, tokenizer, seed=seed)
     datamodule.setup()
     train_rows = datamodule.splits["train"]
     accumulate = cfg.trainer.get("accumulate_grad_batches", 1)
@@ -63,9 +65,11 @@ def set_up(cfg: DictConfig, strategies: list[Strategy], seed: int, callbacks=(),
     module = module_class(model, spec, strategies, cfg.optim, cfg.eval.times, cfg.eval.per_epoch,
                           cfg.eval.patience)  # runs the strategies' setup
     total_steps = module.plan(steps_per_epoch, cfg.optim.max_steps or steps_per_epoch * cfg.optim.max_epochs)
+    processes = distributed.processes(cfg.trainer)
     print(f"[stabilize] {spec.name}: {len(train_rows)} train / {len(datamodule.splits['val'])} val / "
           f"{len(datamodule.splits['test'])} test rows, {int(train_rows.lengths.sum())} train tokens per epoch; "
-          f"{total_steps} steps ({total_steps / steps_per_epoch:.2f} epochs)")
+          f"{total_steps} steps ({total_steps / steps_per_epoch:.2f} epochs)"
+          + (f"; {processes} processes of {cfg.optim.batch_size // processes} rows a batch" if processes > 1 else ""))
 
     loggers = [instantiate(node) for node in (cfg.get("logger") or {}).values() if node is not None]
     own = [instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node is not None]
@@ -75,11 +79,14 @@ def set_up(cfg: DictConfig, strategies: list[Strategy], seed: int, callbacks=(),
     trainer_args = OmegaConf.to_container(cfg.trainer, resolve=True)
     if devices is not None:
         trainer_args["devices"] = devices
+    if processes > 1:  # the encoders' buffers are constants (Mixout's: its pre-trained weights): none broadcast
+        trainer_args["strategy"] = DDPStrategy(broadcast_buffers=False)
     trainer = pl.Trainer(**trainer_args, max_steps=total_steps,
                          max_epochs=math.ceil(total_steps / steps_per_epoch),  # what the progress bar shows
                          logger=loggers or False, callbacks=[*own, *callbacks], enable_checkpointing=False,
-                         num_sanity_val_steps=0, default_root_dir=cfg.paths.output_dir)
-    start_weights = analysis.snapshot(model) if cfg.analysis.weight_change else None
+                         num_sanity_val_steps=0, default_root_dir=cfg.paths.output_dir,
+                         use_distributed_sampler=False)  # stabilize.data shards the batches itself
+    start_weights = analysis.snapshot(model) if cfg.analysis.weight_change and distributed.is_main() else None
     checkpoint = resume.checkpoint(run_dir, resolved)
     if checkpoint is not None:
         print(f"[stabilize] resume from {checkpoint}")
@@ -94,12 +101,12 @@ def fit(run: Run) -> None:
 # ------------------------------------------------------------------ 3. score
 def score(run: Run) -> dict:
     """Test scores of the kept state, the weight change, the strategies' own entries."""
-    run_dir = Path(run.cfg.paths.output_dir)
-    if run.start_weights is not None:
+    run_dir, main = Path(run.cfg.paths.output_dir), distributed.is_main()
+    if run.start_weights is not None and main:
         results.write_json_atomic(run_dir / results.WEIGHT_CHANGE,
                                   analysis.weight_change(run.module.model, run.start_weights))
     scores = run.module.final_scores()  # loads the best state
-    if run.cfg.save_model:  # opt-in: the best state, for intermediate-task chains
+    if run.cfg.save_model and main:  # opt-in: the best state, for intermediate-task chains
         torch.save(run.module.model.state_dict(), run_dir / results.MODEL)
     for s in run.strategies:
         scores.update(s.results(run.module))
@@ -128,8 +135,11 @@ def train(cfg: DictConfig, callbacks=(), module_class=FineTuner) -> dict:
     try:
         with console.quiet(cfg.get("verbose", False)):
             strategies = config.validate(cfg)
+            if module_class is not FineTuner and distributed.processes(cfg.trainer) > 1:
+                raise ValueError("module_class: the other processes of a run on several devices train FineTuner")
             record["seed"] = seed = cfg.seed if cfg.seed is not None else random.SystemRandom().randrange(2**31)
-            with gpus.claim(cfg) as devices:  # joblib on several GPUs: a slot held to the end
+            with distributed.launch(cfg, resolved, seed), gpus.claim(cfg) as devices:  # claim: joblib on
+                # several GPUs, a slot held to the end
                 run = set_up(cfg, strategies, seed, callbacks, module_class, devices)
                 fit(run)
                 record.update(score(run))

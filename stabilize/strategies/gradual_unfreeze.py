@@ -12,6 +12,9 @@ from stabilize.strategies.base import Strategy
 
 
 class GradualUnfreezing(Strategy):
+    single_process_only = ("it freezes blocks epoch by epoch, and DDP expects a gradient for every tensor "
+                           "it was built with")
+
     def __init__(self, epochs_per_stage: int = 1):
         if not isinstance(epochs_per_stage, int) or epochs_per_stage < 1:
             raise ValueError(f"epochs_per_stage must be a positive integer, got {epochs_per_stage!r}")

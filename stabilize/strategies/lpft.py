@@ -53,6 +53,8 @@ MAX_ITER = 10_000  # lbfgs iterations per C, far more than convergence takes on 
 
 
 class LPFT(Strategy):
+    single_process_only = "each process would probe the head on its own share of the data, outside DDP"
+
     def __init__(self, probe: str = "fit", epochs: float = 3.0, lr: float = 1e-3, grid: list | None = None):
         if probe not in ("fit", "gradient"):
             raise ValueError(f"probe must be fit or gradient, got {probe!r}")
