@@ -15,7 +15,7 @@ def _cli(tmp_path, *overrides):
     tmp_path.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false",
            "STABILIZE_CACHE": str(tmp_path / "cache"), "COLUMNS": "200"}
-    proc = subprocess.run([sys.executable, "-m", "stabilize.train", "debug=tiny", "trainer.enable_progress_bar=true",
+    proc = subprocess.run([sys.executable, "-m", "stabilize.train", "debug=tiny", "task=rte", "trainer.enable_progress_bar=true",
                            f"hydra.run.dir={tmp_path / 'run'}", *overrides],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
