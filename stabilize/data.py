@@ -140,6 +140,30 @@ class GroupedByLengthSampler(torch.utils.data.Sampler):
             yield batches[b]
 
 
+class EpochOrder(torch.utils.data.Sampler):
+    """The batches of `batches` (a batch sampler), each epoch's drawn whole as it starts and kept in
+    `order`: a run stopped mid-epoch (stabilize.preempt) resumes with the rest of that epoch."""
+
+    def __init__(self, batches):
+        self.batches, self.order, self._rest = batches, [], None
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def resume(self, order: list, start: int) -> None:
+        """The next pass yields `order` from batch `start` on, with the random state as it is now: what the
+        DataLoader draws when its iterator starts is taken back (the epoch's shuffle was drawn before)."""
+        self._rest = (order, start, torch.get_rng_state())
+
+    def __iter__(self):
+        if self._rest is None:
+            self.order, start = list(self.batches), 0  # draws the shuffle when a lazy pass would: as it starts
+        else:
+            (self.order, start, rng), self._rest = self._rest, None
+            torch.set_rng_state(rng)
+        yield from self.order[start:]
+
+
 class TaskDataModule(pl.LightningDataModule):
     """Train / validation / test splits of one task, tokenized with the model's tokenizer."""
 
@@ -154,6 +178,7 @@ class TaskDataModule(pl.LightningDataModule):
         self.group_by_length = group_by_length
         self.cache, self.cache_dir = cache, Path(cache_dir).expanduser() if cache_dir else None
         self.splits: dict[str, Split] = {}
+        self._resume: tuple[list, int] | None = None
 
     @classmethod
     def from_config(cls, cfg, spec: TaskSpec, tokenizer, cache: TokenCache = TOKEN_CACHE) -> "TaskDataModule":
@@ -185,12 +210,21 @@ class TaskDataModule(pl.LightningDataModule):
             "test": Split(dev_enc, dev.labels, test_idx),
         }
 
+    def resume_epoch(self, order: list, start: int) -> None:
+        """The next training loader starts with `order[start:]`, the rest of an interrupted epoch."""
+        self._resume = (order, start)
+
     def train_dataloader(self):
-        split, collate = self.splits["train"], Collate(self.tokenizer.pad_token_id)
-        if self.group_by_length:
-            sampler = GroupedByLengthSampler(split.lengths, self.batch_size)
-            return torch.utils.data.DataLoader(split, batch_sampler=sampler, collate_fn=collate)
-        return torch.utils.data.DataLoader(split, batch_size=self.batch_size, shuffle=True, collate_fn=collate)
+        """Shuffled batches (DataLoader(shuffle=True)'s, drawn the same way), in an `EpochOrder`."""
+        split = self.splits["train"]
+        batches = GroupedByLengthSampler(split.lengths, self.batch_size) if self.group_by_length else \
+            torch.utils.data.BatchSampler(torch.utils.data.RandomSampler(split), self.batch_size, drop_last=False)
+        sampler = EpochOrder(batches)
+        if self._resume is not None:
+            sampler.resume(*self._resume)
+            self._resume = None
+        collate = Collate(self.tokenizer.pad_token_id)
+        return torch.utils.data.DataLoader(split, batch_sampler=sampler, collate_fn=collate)
 
     def eval_dataloader(self, name: str):
         """Validation or test rows in length-sorted batches: fewer padded tokens, same scores."""

@@ -46,11 +46,16 @@ class Checkpointer(pl.Callback):
         loop.scheduler_progress.reset_on_run()
         loop.automatic_optimization.optim_progress.reset_on_run()
         loop.val_loop.batch_progress.total.reset()
-        results.write_json_atomic(self.run_dir / results.CHECKPOINT_CONFIG, self.config)
-        tmp = self.run_dir / (results.CHECKPOINT + ".tmp")
-        trainer.save_checkpoint(tmp)
-        os.replace(tmp, self.run_dir / results.CHECKPOINT)  # a kill mid-write leaves the last one whole
+        save(trainer, self.run_dir, self.config)
         self.last = time.monotonic()
+
+
+def save(trainer, run_dir: Path, config: dict) -> None:
+    """Write the run folder's resume checkpoint and the config it belongs to."""
+    results.write_json_atomic(run_dir / results.CHECKPOINT_CONFIG, config)
+    tmp = run_dir / (results.CHECKPOINT + ".tmp")
+    trainer.save_checkpoint(tmp)
+    os.replace(tmp, run_dir / results.CHECKPOINT)  # a kill mid-write leaves the last one whole
 
 
 def checkpoint(run_dir: Path, config: dict) -> Path | None:
