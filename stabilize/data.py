@@ -7,7 +7,6 @@ second half test; training data larger than `train_size` is down-sampled class-b
 are checked in `tasks.check`; here only what needs the rows (a class too small to split).
 Tokenizing and its cache: tokens.py.
 """
-import math
 from pathlib import Path
 
 import numpy as np
@@ -116,39 +115,18 @@ class Collate:
                 "attention_mask": attention_mask, "labels": labels}
 
 
-class GroupedByLengthSampler(torch.utils.data.Sampler):
-    """Batches of similar length drawn in shuffled mega-batches (`mega` batches each).
+class EpochOrder(torch.utils.data.BatchSampler):
+    """A BatchSampler whose batches are drawn whole as each epoch starts and kept in `order`: a run
+    stopped mid-epoch (stabilize.preempt) resumes with the rest of that epoch. A BatchSampler's
+    signature, so that Lightning can put a DistributedSampler in it."""
 
-    Every row appears once per epoch; the order of batches stays random.
-    """
+    def __init__(self, sampler, batch_size: int, drop_last: bool = False):
+        super().__init__(sampler, batch_size, drop_last)
+        self.order, self._rest = [], None
 
-    def __init__(self, lengths: torch.Tensor, batch_size: int, mega: int = 50):
-        self.lengths, self.batch_size, self.mega = lengths, batch_size, mega
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.lengths) / self.batch_size)
-
-    def __iter__(self):
-        perm = torch.randperm(len(self.lengths))
-        chunk = self.batch_size * self.mega
-        batches = []
-        for start in range(0, len(perm), chunk):
-            part = perm[start:start + chunk]
-            part = part[torch.argsort(self.lengths[part], descending=True, stable=True)]
-            batches.extend(part[i:i + self.batch_size].tolist() for i in range(0, len(part), self.batch_size))
-        for b in torch.randperm(len(batches)).tolist():
-            yield batches[b]
-
-
-class EpochOrder(torch.utils.data.Sampler):
-    """The batches of `batches` (a batch sampler), each epoch's drawn whole as it starts and kept in
-    `order`: a run stopped mid-epoch (stabilize.preempt) resumes with the rest of that epoch."""
-
-    def __init__(self, batches):
-        self.batches, self.order, self._rest = batches, [], None
-
-    def __len__(self) -> int:
-        return len(self.batches)
+    def draw(self) -> list[list[int]]:
+        """The batches of a new epoch."""
+        return list(super().__iter__())
 
     def resume(self, order: list, start: int) -> None:
         """The next pass yields `order` from batch `start` on, with the random state as it is now: what the
@@ -157,11 +135,32 @@ class EpochOrder(torch.utils.data.Sampler):
 
     def __iter__(self):
         if self._rest is None:
-            self.order, start = list(self.batches), 0  # draws the shuffle when a lazy pass would: as it starts
+            self.order, start = self.draw(), 0  # the shuffle drawn where a lazy pass draws it: as it starts
         else:
             (self.order, start, rng), self._rest = self._rest, None
             torch.set_rng_state(rng)
         yield from self.order[start:]
+
+
+class GroupedByLengthSampler(EpochOrder):
+    """Batches of similar length drawn in shuffled mega-batches (`mega` batches each).
+
+    Every row appears once per epoch; the order of batches stays random.
+    """
+
+    def __init__(self, lengths: torch.Tensor, batch_size: int, mega: int = 50):
+        super().__init__(range(len(lengths)), batch_size)  # the rows; `draw` orders them itself
+        self.lengths, self.mega = lengths, mega
+
+    def draw(self) -> list[list[int]]:
+        perm = torch.randperm(len(self.lengths))
+        chunk = self.batch_size * self.mega
+        batches = []
+        for start in range(0, len(perm), chunk):
+            part = perm[start:start + chunk]
+            part = part[torch.argsort(self.lengths[part], descending=True, stable=True)]
+            batches.extend(part[i:i + self.batch_size].tolist() for i in range(0, len(part), self.batch_size))
+        return [batches[b] for b in torch.randperm(len(batches)).tolist()]
 
 
 class TaskDataModule(pl.LightningDataModule):
@@ -215,11 +214,10 @@ class TaskDataModule(pl.LightningDataModule):
         self._resume = (order, start)
 
     def train_dataloader(self):
-        """Shuffled batches (DataLoader(shuffle=True)'s, drawn the same way), in an `EpochOrder`."""
+        """Shuffled batches, DataLoader(shuffle=True)'s drawn the same way, that remember each epoch's order."""
         split = self.splits["train"]
-        batches = GroupedByLengthSampler(split.lengths, self.batch_size) if self.group_by_length else \
-            torch.utils.data.BatchSampler(torch.utils.data.RandomSampler(split), self.batch_size, drop_last=False)
-        sampler = EpochOrder(batches)
+        sampler = GroupedByLengthSampler(split.lengths, self.batch_size) if self.group_by_length else \
+            EpochOrder(torch.utils.data.RandomSampler(split), self.batch_size)
         if self._resume is not None:
             sampler.resume(*self._resume)
             self._resume = None

@@ -75,7 +75,7 @@ def test_a_signal_after_the_last_step_lets_the_run_finish_then_stops(tmp_path, c
 @pytest.mark.parametrize("method", METHODS + ["standard data.group_by_length=true"])
 def test_every_method_resumes_mid_epoch_exactly(tmp_path, method):
     task = "rte" if method == "r3f" else "stsb"  # R3F classifies
-    overrides = (*SETTING[1:], f"task={task}", *method.split())
+    overrides = (*SETTING[1:], f"task={task}", *f"method={method}".split())  # method.name: one label
     uninterrupted = train(make_cfg(tmp_path / "whole", *overrides))
     with pytest.raises(SystemExit):
         train(make_cfg(tmp_path / "stopped", *overrides, *killer(tmp_path, 6)))  # batch 2 of epoch 2
