@@ -161,3 +161,12 @@ def test_preempt_signals_must_name_signals(tmp_path):
     with pytest.raises(ConfigError, match=r"preempt_signals: 'TERM' is not a list"):
         config.validate(make_cfg(tmp_path, "preempt_signals=TERM"))
     config.validate(make_cfg(tmp_path, "preempt_signals=[]"))  # none: Lightning's handling, as before
+
+
+def test_no_preempt_signals_leaves_sigterm_to_lightning_as_before(tmp_path):
+    with pytest.raises(SystemExit) as stopped:
+        train(make_cfg(tmp_path, *SETTING, *killer(tmp_path, 2), "preempt_signals=[]"))
+    assert not stopped.value.code  # exit status 0
+    record = results.read(tmp_path / "run" / results.RESULTS)
+    assert record["status"] == results.ERRORED and record["error"] == "interrupted: SIGTERMException"
+    assert not (tmp_path / "run" / results.CHECKPOINT).exists()
