@@ -55,10 +55,10 @@ def write_report(df: pd.DataFrame, out: Path) -> list[Path]:
         md.append(f"Errored runs (see {results.ERROR} in each folder):\n")
         md += [f"- `{r.run_dir}`: {r.error}" for r in errors.itertuples()] + [""]
     interrupted = df[df["status"] == results.INTERRUPTED]
-    if len(interrupted):  # not results yet: left out of the tables and figures
+    if len(interrupted):  # not results yet: `groups` leaves them out of the tables and figures
         md.append("Interrupted runs (checkpointed; launching the sweep again resumes them; not in the tables):\n")
         md += [f"- `{r.run_dir}`: {r.reason}" for r in interrupted.itertuples()] + [""]
-    for task, size, runs in groups(df[df["status"] != results.INTERRUPTED]):
+    for task, size, runs in groups(df):
         stem = f"{task}_{size}"
         metric = runs["metric"].dropna().iloc[0] if runs["metric"].notna().any() else None
         thresholds = runs["threshold"].dropna()
