@@ -7,15 +7,17 @@ Lightning callback, acts on it as the next batch starts, when the optimizer step
 evaluation and its logging are done: it writes the resume checkpoint there (stabilize.resume) and
 raises `Preempted`. `train` records the run as "interrupted", prints how to resume it, and
 `Stop.pass_on` then does what the signal would have done at once: call the handler installed before
-ours (under submitit: requeue the job, which resumes from the checkpoint), or else end the process with
-status 128 + the signal's number (143 for SIGTERM), which stops a sweep. A signal that comes after the
+ours (submitit's: on SIGUSR2 it requeues the job, which resumes from the checkpoint; SIGTERM it logs),
+and unless that ends the process, end it with status 128 + the signal's number (143 for SIGTERM),
+which stops a sweep. A signal that comes after the
 last step lets the run finish and record its result first.
 
 Exact, mid-epoch too: Lightning resumes a mid-epoch checkpoint with a new pass over the training data,
-which would draw another shuffle and repeat the epoch's first batches; here the checkpoint holds the
-epoch's batch order (`data.EpochOrder`) and the resumed run trains on the rest of it, with the random
-state of the moment it stopped (tests/test_preempt.py). Lightning's own SIGTERM handler, which ends
-`fit` with exit status 0 and no checkpoint, and its Slurm auto-requeue on SIGUSR1 are replaced by ours.
+which draws another shuffle, so the rest of the epoch would train on other batches; here the
+checkpoint holds the epoch's batch order (`data.EpochOrder`) and the resumed run trains on the rest
+of it, with the random state of the moment it stopped (tests/test_preempt.py). Lightning's own
+SIGTERM handler, which ends `fit` with exit status 0 and no checkpoint, and its Slurm auto-requeue
+on SIGUSR1 are replaced by ours.
 """
 import shlex
 import signal
