@@ -130,4 +130,4 @@ def relaunch_command() -> str:
     """How to run the same command again: this process's, when it is `stabilize-train`."""
     if Path(sys.argv[0]).name in ("stabilize-train", "train.py"):
         return "run the same command again: " + shlex.join(["stabilize-train", *sys.argv[1:]])
-    return "launch the same command again"
+    return "launch the same command again (a job that submitit requeues resumes by itself)"

@@ -55,7 +55,8 @@ def test_a_stop_signal_checkpoints_and_the_relaunch_gives_the_uninterrupted_numb
     assert record["reason"] == f"stopped by SIG{sig} at step {step}"
     assert capsys.readouterr().out.splitlines()[-1] == (
         f"[stabilize] interrupted: stopped by SIG{sig} at step {step}, checkpointed in "
-        f"{tmp_path / 'run' / results.CHECKPOINT}; to resume, launch the same command again")
+        f"{tmp_path / 'run' / results.CHECKPOINT}; to resume, launch the same command again (a job that submitit "
+        f"requeues resumes by itself)")
     assert results.finished_run(tmp_path / "run", record["config"]) is None  # a relaunch runs it again
 
     resumed = train(make_cfg(tmp_path, *overrides))
