@@ -17,7 +17,7 @@ from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 from transformers import CONFIG_MAPPING
 
-from stabilize import distributed, sweep, tasks
+from stabilize import distributed, preempt, sweep, tasks
 from stabilize.errors import ConfigError, is_int
 from stabilize.evaluation import EvalPlan
 from stabilize.optimizers import EPS_PLACEMENTS
@@ -82,6 +82,10 @@ def _values(cfg: DictConfig) -> list[str]:
     minutes = cfg.get("checkpoint_minutes")
     if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or minutes < 0):
         problems.append(f"checkpoint_minutes: {minutes!r} is not a number >= 0 (null: never)")
+    try:
+        preempt.signal_numbers(cfg.get("preempt_signals"))
+    except ValueError as e:
+        problems.append(str(e))
     o = cfg.optim
     if not (isinstance(o.lr, (int, float)) and o.lr > 0):
         problems.append(f"optim.lr: {o.lr!r} is not a positive number")

@@ -8,7 +8,6 @@ are checked in `tasks.check`; here only what needs the rows (a class too small t
 Tokenizing and its cache: tokens.py. On several processes (stabilize.distributed) each trains on
 its share of the same global batches, and evaluates its share of the batches.
 """
-import math
 from pathlib import Path
 
 import numpy as np
@@ -117,9 +116,18 @@ class Collate:
                 "attention_mask": attention_mask, "labels": labels}
 
 
+def epoch_generator(seed: int | None, epoch: int) -> torch.Generator | None:
+    """A generator seeded with (`seed`, `epoch`): the same draws in every process of a run on several
+    devices; None, torch's global generator, when `seed` is None (one process)."""
+    if seed is None:
+        return None
+    # mixed, not added: seed 1's first epoch is not seed 0's second
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
+
+
 class SeededBatches(torch.utils.data.Sampler):
-    """Shuffled batches drawn from a generator seeded with (`seed`, the epoch) (Lightning calls
-    `set_epoch`): the same batches in every process; torch's global generator when `seed` is None."""
+    """Shuffled batches drawn from `epoch_generator(seed, epoch)` (Lightning calls `set_epoch`): the
+    same batches in every process of a run on several devices (stabilize.distributed)."""
 
     def __init__(self, n: int, batch_size: int, seed: int | None = None):
         self.n, self.batch_size, self.seed, self.epoch = n, batch_size, seed, 0
@@ -127,31 +135,56 @@ class SeededBatches(torch.utils.data.Sampler):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def generator(self) -> torch.Generator | None:
-        if self.seed is None:
-            return None  # mixed, not added: seed 1's first epoch is not seed 0's second
-        return torch.Generator().manual_seed(int(np.random.SeedSequence([self.seed, self.epoch]).generate_state(1)[0]))
-
     def __len__(self) -> int:
         return math.ceil(self.n / self.batch_size)
 
     def __iter__(self):
-        perm = torch.randperm(self.n, generator=self.generator()).tolist()
+        perm = torch.randperm(self.n, generator=epoch_generator(self.seed, self.epoch)).tolist()
         return (perm[i:i + self.batch_size] for i in range(0, self.n, self.batch_size))
 
 
-class GroupedByLengthSampler(SeededBatches):
+class EpochOrder(torch.utils.data.BatchSampler):
+    """A BatchSampler whose batches are drawn whole as each epoch starts and kept in `order`: a run
+    stopped mid-epoch (stabilize.preempt) resumes with the rest of that epoch. A BatchSampler's
+    signature, so that Lightning can put a DistributedSampler in it."""
+
+    def __init__(self, sampler, batch_size: int, drop_last: bool = False):
+        super().__init__(sampler, batch_size, drop_last)
+        self.order, self._rest = [], None
+
+    def draw(self) -> list[list[int]]:
+        """The batches of a new epoch."""
+        return list(super().__iter__())
+
+    def resume(self, order: list, start: int) -> None:
+        """The next pass yields `order` from batch `start` on, with the random state as it is now: what the
+        DataLoader draws when its iterator starts is taken back (the epoch's shuffle was drawn before)."""
+        self._rest = (order, start, torch.get_rng_state())
+
+    def __iter__(self):
+        if self._rest is None:
+            self.order, start = self.draw(), 0  # the shuffle drawn where a lazy pass draws it: as it starts
+        else:
+            (self.order, start, rng), self._rest = self._rest, None
+            torch.set_rng_state(rng)
+        yield from self.order[start:]
+
+
+class GroupedByLengthSampler(EpochOrder):
     """Batches of similar length drawn in shuffled mega-batches (`mega` batches each).
 
     Every row appears once per epoch; the order of batches stays random.
     """
 
     def __init__(self, lengths: torch.Tensor, batch_size: int, mega: int = 50, seed: int | None = None):
-        super().__init__(len(lengths), batch_size, seed)
-        self.lengths, self.mega = lengths, mega
+        super().__init__(range(len(lengths)), batch_size)  # the rows; `draw` orders them itself
+        self.lengths, self.mega, self.seed, self.epoch = lengths, mega, seed, 0
 
-    def __iter__(self):
-        generator = self.generator()
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def draw(self) -> list[list[int]]:
+        generator = epoch_generator(self.seed, self.epoch)
         perm = torch.randperm(len(self.lengths), generator=generator)
         chunk = self.batch_size * self.mega
         batches = []
@@ -159,8 +192,7 @@ class GroupedByLengthSampler(SeededBatches):
             part = perm[start:start + chunk]
             part = part[torch.argsort(self.lengths[part], descending=True, stable=True)]
             batches.extend(part[i:i + self.batch_size].tolist() for i in range(0, len(part), self.batch_size))
-        for b in torch.randperm(len(batches), generator=generator).tolist():
-            yield batches[b]
+        return [batches[b] for b in torch.randperm(len(batches), generator=generator).tolist()]
 
 
 class Shard(torch.utils.data.Sampler):
@@ -193,6 +225,7 @@ class TaskDataModule(pl.LightningDataModule):
         self.group_by_length, self.shuffle_seed = group_by_length, shuffle_seed  # the latter: several processes
         self.cache, self.cache_dir = cache, Path(cache_dir).expanduser() if cache_dir else None
         self.splits: dict[str, Split] = {}
+        self._resume: tuple[list, int] | None = None
 
     @classmethod
     def from_config(cls, cfg, spec: TaskSpec, tokenizer, cache: TokenCache = TOKEN_CACHE,
@@ -225,17 +258,25 @@ class TaskDataModule(pl.LightningDataModule):
             "test": Split(dev_enc, dev.labels, test_idx),
         }
 
+    def resume_epoch(self, order: list, start: int) -> None:
+        """The next training loader starts with `order[start:]`, the rest of an interrupted epoch."""
+        self._resume = (order, start)
+
     def train_dataloader(self):
+        """Shuffled batches, DataLoader(shuffle=True)'s drawn the same way, that remember each epoch's
+        order (stabilize.preempt); on several devices each process's share of batches drawn alike."""
         split, collate = self.splits["train"], Collate(self.tokenizer.pad_token_id)
         if distributed.world() > 1:
             batches = (GroupedByLengthSampler(split.lengths, self.batch_size, seed=self.shuffle_seed)
                        if self.group_by_length else SeededBatches(len(split), self.batch_size, self.shuffle_seed))
             shard = Shard(batches, distributed.rank(), distributed.world())
             return torch.utils.data.DataLoader(split, batch_sampler=shard, collate_fn=collate)
-        if self.group_by_length:
-            sampler = GroupedByLengthSampler(split.lengths, self.batch_size)
-            return torch.utils.data.DataLoader(split, batch_sampler=sampler, collate_fn=collate)
-        return torch.utils.data.DataLoader(split, batch_size=self.batch_size, shuffle=True, collate_fn=collate)
+        sampler = GroupedByLengthSampler(split.lengths, self.batch_size) if self.group_by_length else \
+            EpochOrder(torch.utils.data.RandomSampler(split), self.batch_size)
+        if self._resume is not None:
+            sampler.resume(*self._resume)
+            self._resume = None
+        return torch.utils.data.DataLoader(split, batch_sampler=sampler, collate_fn=collate)
 
     def eval_dataloader(self, name: str):
         """Validation or test rows in length-sorted batches: fewer padded tokens, same scores.

@@ -32,14 +32,16 @@ CHECKPOINT_CONFIG = "resume.json"     # the config that checkpoint belongs to
 
 # ---------------------------------------------------------------- status values
 OK, FAILED, ERRORED = "ok", "failed", "error"
-STATUSES = (OK, FAILED, ERRORED)
-FINISHED = (OK, FAILED)  # a finished run is skipped when its sweep is launched again
+INTERRUPTED = "interrupted"  # stopped by a signal after writing its checkpoint (preempt.py): not a result
+STATUSES = (OK, FAILED, ERRORED, INTERRUPTED)
+FINISHED = (OK, FAILED)  # a finished run is skipped when its sweep is launched again; the others run again
 
 # ---------------------------------------------------------------- the record
 KEYS = {
-    "status": "ok | failed | error",
+    "status": "ok | failed | error | interrupted (by a stop signal, checkpointed: a relaunch resumes it)",
     "error": "exception type and message when status is error, else null",
-    "reason": "why a failed run failed, e.g. 'test accuracy 0.49 <= majority 0.53'; else null",
+    "reason": "why a failed run failed, e.g. 'test accuracy 0.49 <= majority 0.53', or what stopped an "
+              "interrupted one, e.g. 'stopped by SIGTERM at step 17'; else null",
     "task": "task name", "model": "model name", "method": "method name",
     "seed": "training seed used (drawn and recorded when the config says null)",
     "train_size": "training examples (an int, or 'full')",
@@ -179,7 +181,8 @@ def same_config(a: dict, b: dict) -> bool:
 # Keys that change how or where a run is executed, not what it computes (also left out of run
 # folder names in stabilize/conf/train.yaml): a sweep relaunched with another n_jobs still skips finished
 # runs, and so does a sweep folder committed and relaunched from a clone at another path.
-RUNTIME_KEYS = (("threads",), ("verbose",), ("checkpoint_minutes",), ("trainer", "enable_progress_bar"),
+RUNTIME_KEYS = (("threads",), ("verbose",), ("checkpoint_minutes",), ("preempt_signals",),
+                ("trainer", "enable_progress_bar"),
                 ("data", "cache_dir"), ("data", "eval_batch_size"), ("device", "jobs_per_gpu"),
                 ("paths", "output_dir"))
 

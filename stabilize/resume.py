@@ -49,13 +49,19 @@ class Checkpointer(pl.Callback):
         loop.scheduler_progress.reset_on_run()
         loop.automatic_optimization.optim_progress.reset_on_run()
         loop.val_loop.batch_progress.total.reset()
-        main, tmp = distributed.is_main(), self.run_dir / (results.CHECKPOINT + ".tmp")
-        if main:
-            results.write_json_atomic(self.run_dir / results.CHECKPOINT_CONFIG, self.config)
-        trainer.save_checkpoint(tmp)  # every process: Lightning writes from rank 0, then waits for all
-        if main:
-            os.replace(tmp, self.run_dir / results.CHECKPOINT)  # a kill mid-write leaves the last one whole
+        save(trainer, self.run_dir, self.config)
         self.last = time.monotonic()
+
+
+def save(trainer, run_dir: Path, config: dict) -> None:
+    """Write the run folder's resume checkpoint and the config it belongs to (called by every
+    process of a run on several devices: Lightning writes from rank 0, then waits for all)."""
+    main, tmp = distributed.is_main(), run_dir / (results.CHECKPOINT + ".tmp")
+    if main:
+        results.write_json_atomic(run_dir / results.CHECKPOINT_CONFIG, config)
+    trainer.save_checkpoint(tmp)
+    if main:
+        os.replace(tmp, run_dir / results.CHECKPOINT)  # a kill mid-write leaves the last one whole
 
 
 def checkpoint(run_dir: Path, config: dict) -> Path | None:

@@ -145,7 +145,7 @@ def _counts(records) -> str:
             counts[status] += 1
         else:
             other += 1
-    parts = [f"{counts[s]} {s}" for s in results.STATUSES]
+    parts = [f"{counts[s]} {s}" for s in results.STATUSES if counts[s] or s != results.INTERRUPTED]
     if other:
         parts.append(f"{other} unreadable")
     return f"{len(records)} runs: " + ", ".join(parts)

@@ -2,11 +2,11 @@
 
 `train(cfg)` wraps them: it skips a run that finished earlier with the same config, records
 every outcome in `results.json` (an exception is status "error" with its traceback in
-`error.txt`; a loss that turns NaN is a failed, diverged run), and raises only on Ctrl-C or
-SIGTERM, so one bad run never stops a sweep. Objects that exist only at run time (extra
-Lightning callbacks, the module class) are arguments: no caller patches this module.
-`main` is the `stabilize-train` command around it. A run on several devices (stabilize.distributed)
-is this process, rank 0, and the processes it starts.
+`error.txt`; a loss that turns NaN is a failed, diverged run), and raises only on Ctrl-C or a
+stop signal (after a checkpoint: stabilize.preempt), so one bad run never stops a sweep. Objects
+that exist only at run time (extra Lightning callbacks, the module class) are arguments: no
+caller patches this module. `main` is the `stabilize-train` command around it. A run on several
+devices (stabilize.distributed) is this process, rank 0, and the processes it starts.
 """
 import gc
 import math
@@ -26,7 +26,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.strategies import DDPStrategy
 
-from stabilize import analysis, config, console, distributed, gpus, models, results, resume, tasks
+from stabilize import analysis, config, console, distributed, gpus, models, preempt, results, resume, tasks
 from stabilize.data import TaskDataModule
 from stabilize.module import Diverged, FineTuner
 from stabilize.strategies.base import Strategy, method_name
@@ -126,7 +126,7 @@ def train(cfg: DictConfig, callbacks=(), module_class=FineTuner) -> dict:
     record = results.new_record(task=cfg.task.name, model=cfg.model.name, method=method_name(cfg.method),
                                 seed=cfg.seed, train_size=cfg.data.train_size, config=resolved,
                                 metric=cfg.task.get("metric"))
-    start, run = time.time(), None
+    start, run, stop = time.time(), None, preempt.Stop()
     # An earlier run of this process (a multirun) left its Trainer, module and callbacks in
     # reference cycles, which only the collector's rare full passes free: without this, each run
     # held the earlier runs' weights, optimizer states and best states (MiniLM: +623 MiB of peak
@@ -135,15 +135,21 @@ def train(cfg: DictConfig, callbacks=(), module_class=FineTuner) -> dict:
     try:
         with console.quiet(cfg.get("verbose", False)):
             strategies = config.validate(cfg)
-            if module_class is not FineTuner and distributed.processes(cfg.trainer) > 1:
+            several = distributed.processes(cfg.trainer) > 1
+            if module_class is not FineTuner and several:
                 raise ValueError("module_class: the other processes of a run on several devices train FineTuner")
+            if not several:  # a stop signal checkpoints one process; several end as Lightning ends them
+                stop.listen(cfg.get("preempt_signals"))
             record["seed"] = seed = cfg.seed if cfg.seed is not None else random.SystemRandom().randrange(2**31)
             with distributed.launch(cfg, resolved, seed), gpus.claim(cfg) as devices:  # claim: joblib on
                 # several GPUs, a slot held to the end
-                run = set_up(cfg, strategies, seed, callbacks, module_class, devices)
+                own = [] if several else [preempt.Preemption(stop, run_dir, resolved)]
+                run = set_up(cfg, strategies, seed, [*callbacks, *own], module_class, devices)
                 fit(run)
                 record.update(score(run))
         record.update(results.verdict(record, cfg.task.get("fail_threshold")))
+    except preempt.Preempted as e:  # checkpointed: a relaunch resumes it
+        record.update(status=results.INTERRUPTED, reason=f"stopped by {e}")
     except Diverged as e:
         record.update(diverged=True, reason=f"diverged: {e}")
         record.update(results.verdict(record, cfg.task.get("fail_threshold")))
@@ -163,15 +169,23 @@ def train(cfg: DictConfig, callbacks=(), module_class=FineTuner) -> dict:
         results.write_json_atomic(run_dir / results.RESULTS, record)
         if record["status"] in results.FINISHED:
             resume.clear(run_dir)
-    print(summary_line(record, run_dir))
+        stop.restore()
+    print(summary_line(record, run_dir), flush=True)
     if record["status"] == results.ERRORED:
         print(f"[stabilize] error: {record['error']}", file=sys.stderr)
+    if stop.signum is not None and record["status"] != results.INTERRUPTED:
+        print(f"[stabilize] stopped by {preempt.Preempted(stop.signum)} after this run ended; for the rest, "
+              f"{preempt.relaunch_command()}", flush=True)
+    stop.pass_on()
     return record
 
 
 def summary_line(r: dict, run_dir: Path) -> str:
     """The run's last line: its verdict, scores, and for a failed run what it was compared with."""
     fmt = lambda x: "-" if x is None else f"{x:.4f}"  # noqa: E731
+    if r["status"] == results.INTERRUPTED:
+        return (f"[stabilize] interrupted: {r['reason']}, checkpointed in {run_dir / results.CHECKPOINT}; "
+                f"to resume, {preempt.relaunch_command()}")
     line = (f"[stabilize] {r['status']:6s} task={r['task']} method={r['method']} seed={r['seed']} "
             f"size={r['train_size']} val {r['metric']}={fmt(r['val'])} test {r['metric']}={fmt(r['test'])} "
             f"({r['seconds']:.0f}s) -> {run_dir}")

@@ -5,6 +5,7 @@ be on sys.path: tests prepend it, subprocesses get it through PYTHONPATH).
 """
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -58,6 +59,38 @@ class Barrier(Strategy):
 
     def results(self, module):
         return {"pid": os.getpid(), "torch_threads": __import__("torch").get_num_threads()}
+
+
+class SignalAt(Strategy):
+    """Sends its own process `signal` (TERM, USR1, ...) during optimizer step `step`, on the first
+    launch only (a marker file in `dir`): the run it stops goes on without it when relaunched."""
+
+    def __init__(self, step: int, dir: str, signal: str = "TERM"):
+        self.step, self.marker, self.signal, self.steps = step, Path(dir) / "signalled", signal, 0
+
+    def after_optimizer_step(self, module, optimizer):
+        self.steps += 1
+        if self.steps == self.step and not self.marker.exists():
+            self.marker.parent.mkdir(parents=True, exist_ok=True)
+            self.marker.touch()
+            os.kill(os.getpid(), getattr(signal, "SIG" + self.signal))
+
+
+class PauseAt(Strategy):
+    """Waits during optimizer step `step`, on the first launch only, having written `dir/paused`,
+    until `dir/go` exists: a test signals the process meanwhile, at a known step."""
+
+    def __init__(self, step: int, dir: str, timeout: float = 120.0):
+        self.step, self.dir, self.timeout, self.steps = step, Path(dir), timeout, 0
+
+    def after_optimizer_step(self, module, optimizer):
+        self.steps += 1
+        if self.steps != self.step or (self.dir / "paused").exists():
+            return
+        (self.dir / "paused").touch()
+        deadline = time.monotonic() + self.timeout
+        while not (self.dir / "go").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 def run_cli(monkeypatch, *args: str) -> int:

@@ -56,6 +56,10 @@ def write_report(df: pd.DataFrame, out: Path) -> list[Path]:
     if len(errors):
         md.append(f"Errored runs (see {results.ERROR} in each folder):\n")
         md += [f"- `{r.run_dir}`: {r.error}" for r in errors.itertuples()] + [""]
+    interrupted = df[df["status"] == results.INTERRUPTED]
+    if len(interrupted):  # not results yet: `groups` leaves them out of the tables and figures
+        md.append("Interrupted runs (checkpointed; launching the sweep again resumes them; not in the tables):\n")
+        md += [f"- `{r.run_dir}`: {r.reason}" for r in interrupted.itertuples()] + [""]
     for task, size, runs in groups(df):
         stem = f"{task}_{size}"
         metric = runs["metric"].dropna().iloc[0] if runs["metric"].notna().any() else None
@@ -92,7 +96,8 @@ def write_report(df: pd.DataFrame, out: Path) -> list[Path]:
 
 
 def _counts(df: pd.DataFrame) -> str:
-    return ", ".join(f"{(df['status'] == s).sum()} {s}" for s in results.STATUSES)
+    counts = {s: int((df["status"] == s).sum()) for s in results.STATUSES}
+    return ", ".join(f"{n} {s}" for s, n in counts.items() if n or s != results.INTERRUPTED)
 
 
 def main(argv=None) -> None:

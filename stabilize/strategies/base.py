@@ -87,7 +87,8 @@ class Strategy:
         """Called after every optimizer step."""
 
     def on_train_epoch_start(self, module, epoch: int) -> None:
-        """Called at the start of every training epoch."""
+        """Called at the start of every training epoch; not again for the epoch a run resumes in
+        mid-epoch (stabilize.preempt): `load_state_dict` restores what it set."""
 
     def evaluation_weights(self, module) -> dict[str, torch.Tensor] | None:
         """Tensors (state-dict names) to evaluate with instead of the trained ones, or None."""

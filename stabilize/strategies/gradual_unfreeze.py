@@ -36,10 +36,7 @@ class GradualUnfreezing(Strategy):
         return 0 if stage >= n_blocks else n_blocks - stage
 
     def on_train_epoch_start(self, module, epoch):
-        model = module.model
-        lowest = self.trainable_depth(module, epoch)
-        for name, p in model.named_parameters():
-            p.requires_grad_(layers.depth(model, layers.layer_of(model, name)) >= lowest)
+        lowest = self.freeze_below(module, epoch)
         if not self.stages or self.stages[-1]["lowest_depth"] != lowest:
             self.stages.append({"epoch": epoch, "step": module.global_step, "lowest_depth": lowest})
 
@@ -51,3 +48,11 @@ class GradualUnfreezing(Strategy):
 
     def load_state_dict(self, module, state):
         self.stages = state["stages"]
+        self.freeze_below(module, module.current_epoch)  # a run resumed mid-epoch: no epoch start comes
+
+    def freeze_below(self, module, epoch: int) -> int:
+        """Train only the layers from `epoch`'s lowest trainable depth up; returns that depth."""
+        model, lowest = module.model, self.trainable_depth(module, epoch)
+        for name, p in model.named_parameters():
+            p.requires_grad_(layers.depth(model, layers.layer_of(model, name)) >= lowest)
+        return lowest
