@@ -8,6 +8,7 @@ are checked in `tasks.check`; here only what needs the rows (a class too small t
 Tokenizing and its cache: tokens.py. On several processes (stabilize.distributed) each trains on
 its share of the same global batches, and evaluates its share of the batches.
 """
+import math
 from pathlib import Path
 
 import numpy as np

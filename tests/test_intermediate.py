@@ -77,13 +77,13 @@ def test_the_readme_chain_runs_as_written(tmp_path, monkeypatch):
     monkeypatch.setenv("STABILIZE_CACHE", str(tmp_path / "cache"))
 
     # the first stage: MNLI's layout (3 classes, validation_matched) in a local folder instead of the hub
-    assert run_cli(monkeypatch, *first, *TINY, f"task.hub.path={mnli_like(tmp_path / 'hub', 12)}") == 0
+    assert run_cli(monkeypatch, *TINY, *first, f"task.hub.path={mnli_like(tmp_path / 'hub', 12)}") == 0
     r1 = json.loads((Path(stage_dir) / results.RESULTS).read_text())
     assert r1["status"] in ("ok", "failed") and r1["task"] == "mnli" and r1["train_size"] == "full"
     saved = torch.load(Path(stage_dir) / results.MODEL, weights_only=True)
     assert saved["classifier.weight"].shape[0] == 3
 
-    assert run_cli(monkeypatch, *second, *TINY, f"data.dir={_rte_like(tmp_path / 'glue')}") == 0
+    assert run_cli(monkeypatch, *TINY, *second, f"data.dir={_rte_like(tmp_path / 'glue')}") == 0
     runs = [p.parent for p in Path("outputs").rglob(results.RESULTS) if p.parent != Path(stage_dir)]
     assert len(runs) == 1 and runs[0].parent == Path("outputs/default") and "init_from" not in runs[0].name
     r2 = json.loads((runs[0] / results.RESULTS).read_text())

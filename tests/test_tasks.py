@@ -206,8 +206,8 @@ def _user_task(root: Path, fmt: str) -> tuple[Path, Path]:
 def _cli(monkeypatch, tmp_path, conf: Path, data: Path, *more) -> tuple[int, dict]:
     run_dir = tmp_path / "run"
     monkeypatch.setenv("STABILIZE_CACHE", str(tmp_path / "cache"))
-    rc = run_cli(monkeypatch, "task=stars", f"data.dir={data}", f"hydra.searchpath=[file://{conf}]",
-                 f"hydra.run.dir={run_dir}", *TINY, *more)
+    rc = run_cli(monkeypatch, *TINY, "task=stars", f"data.dir={data}", f"hydra.searchpath=[file://{conf}]",
+                 f"hydra.run.dir={run_dir}", *more)
     return rc, json.loads((run_dir / "results.json").read_text())
 
 

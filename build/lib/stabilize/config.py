@@ -2,8 +2,8 @@
 
 `validate` looks at everything a run will use (plain values, the task and its data files,
 the method's strategies against their signatures, the model's path and position limit, the
-Trainer, logger and callback nodes) without loading data or weights, and reports every
-problem at once, each naming its key.
+Trainer, logger and callback nodes, what a run on several devices refuses) without loading
+data or weights, and reports every problem at once, each naming its key.
 """
 import hashlib
 import importlib
@@ -17,9 +17,10 @@ from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 from transformers import CONFIG_MAPPING
 
-from stabilize import sweep, tasks
+from stabilize import distributed, preempt, sweep, tasks
 from stabilize.errors import ConfigError, is_int
 from stabilize.evaluation import EvalPlan
+from stabilize.optimizers import EPS_PLACEMENTS
 from stabilize.strategies.base import Strategy, build_method
 
 
@@ -50,7 +51,7 @@ def register_resolvers() -> None:
 
 # Trainer arguments that `stabilize.train` sets itself: a value in `trainer` would be ignored.
 TRAINER_OWNED = ("max_steps", "max_epochs", "logger", "callbacks", "enable_checkpointing",
-                 "num_sanity_val_steps", "default_root_dir")
+                 "num_sanity_val_steps", "default_root_dir", "use_distributed_sampler")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -63,6 +64,7 @@ def validate(cfg: DictConfig) -> list[Strategy]:
         strategies = build_method(cfg.method)
     except ConfigError as e:
         problems.extend(e.problems)
+    problems.extend(distributed.problems(cfg, strategies))
     if problems:
         raise ConfigError(*problems)
     return strategies
@@ -80,6 +82,10 @@ def _values(cfg: DictConfig) -> list[str]:
     minutes = cfg.get("checkpoint_minutes")
     if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or minutes < 0):
         problems.append(f"checkpoint_minutes: {minutes!r} is not a number >= 0 (null: never)")
+    try:
+        preempt.signal_numbers(cfg.get("preempt_signals"))
+    except ValueError as e:
+        problems.append(str(e))
     o = cfg.optim
     if not (isinstance(o.lr, (int, float)) and o.lr > 0):
         problems.append(f"optim.lr: {o.lr!r} is not a positive number")
@@ -91,6 +97,8 @@ def _values(cfg: DictConfig) -> list[str]:
         problems.append(f"optim.batch_size: {o.batch_size!r} is not a positive integer")
     if not (isinstance(o.warmup_ratio, (int, float)) and 0 <= o.warmup_ratio < 1):
         problems.append(f"optim.warmup_ratio: {o.warmup_ratio!r} is not in [0, 1)")
+    if o.get("eps_placement") not in EPS_PLACEMENTS:
+        problems.append(f"optim.eps_placement: {o.get('eps_placement')!r} is not one of {', '.join(EPS_PLACEMENTS)}")
     e = cfg.eval
     return problems + EvalPlan(e.times, e.get("per_epoch"), e.get("patience")).problems()
 
@@ -108,11 +116,14 @@ def _model(cfg: DictConfig) -> list[str]:
         return ["model.path: null, and no model.random_config to build a random model from"]
     elif Path(str(m.path)).expanduser().is_dir():
         config_file = Path(str(m.path)).expanduser() / "config.json"
-        model_config = json.loads(config_file.read_text()) if config_file.is_file() else {}
+        if not config_file.is_file():  # else the tokenizer fails first, naming neither the key nor the file
+            return [f"model.path: the folder {str(config_file.parent)!r} has no config.json "
+                    f"(not a transformers model folder: save one with save_pretrained)"]
+        model_config = json.loads(config_file.read_text())
     elif _HUB_ID.match(str(m.path)) and not str(m.path).startswith((".", "~")):
         return []  # a hub id: its limits are known once it is downloaded
     else:
-        return [f"model.path: {m.path!r} is neither a model folder nor a hub id"]
+        return [f"model.path: {m.path!r} is no folder here and does not look like a hub id (name or org/name)"]
     limit = model_config.get("max_position_embeddings", 512)
     if "roberta" in str(model_config.get("model_type", "")):
         limit -= 2  # RoBERTa's positions start after the padding index

@@ -5,16 +5,16 @@ class (per integer score bin for regression) with a fixed split seed, first half
 second half test; training data larger than `train_size` is down-sampled class-balanced with
 `data.seed`, so the training `seed` varies only the training randomness. The config's values
 are checked in `tasks.check`; here only what needs the rows (a class too small to split).
-Tokenizing and its cache: tokens.py.
+Tokenizing and its cache: tokens.py. On several processes (stabilize.distributed) each trains on
+its share of the same global batches, and evaluates its share of the batches.
 """
-import math
 from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from stabilize import readers
+from stabilize import distributed, readers
 from stabilize.errors import ConfigError, DataError
 from stabilize.tasks import TaskSpec, data_dir
 from stabilize.tokens import TOKEN_CACHE, Encoded, TokenCache
@@ -116,28 +116,99 @@ class Collate:
                 "attention_mask": attention_mask, "labels": labels}
 
 
-class GroupedByLengthSampler(torch.utils.data.Sampler):
+def epoch_generator(seed: int | None, epoch: int) -> torch.Generator | None:
+    """A generator seeded with (`seed`, `epoch`): the same draws in every process of a run on several
+    devices; None, torch's global generator, when `seed` is None (one process)."""
+    if seed is None:
+        return None
+    # mixed, not added: seed 1's first epoch is not seed 0's second
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
+
+
+class SeededBatches(torch.utils.data.Sampler):
+    """Shuffled batches drawn from `epoch_generator(seed, epoch)` (Lightning calls `set_epoch`): the
+    same batches in every process of a run on several devices (stabilize.distributed)."""
+
+    def __init__(self, n: int, batch_size: int, seed: int | None = None):
+        self.n, self.batch_size, self.seed, self.epoch = n, batch_size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return math.ceil(self.n / self.batch_size)
+
+    def __iter__(self):
+        perm = torch.randperm(self.n, generator=epoch_generator(self.seed, self.epoch)).tolist()
+        return (perm[i:i + self.batch_size] for i in range(0, self.n, self.batch_size))
+
+
+class EpochOrder(torch.utils.data.BatchSampler):
+    """A BatchSampler whose batches are drawn whole as each epoch starts and kept in `order`: a run
+    stopped mid-epoch (stabilize.preempt) resumes with the rest of that epoch. A BatchSampler's
+    signature, so that Lightning can put a DistributedSampler in it."""
+
+    def __init__(self, sampler, batch_size: int, drop_last: bool = False):
+        super().__init__(sampler, batch_size, drop_last)
+        self.order, self._rest = [], None
+
+    def draw(self) -> list[list[int]]:
+        """The batches of a new epoch."""
+        return list(super().__iter__())
+
+    def resume(self, order: list, start: int) -> None:
+        """The next pass yields `order` from batch `start` on, with the random state as it is now: what the
+        DataLoader draws when its iterator starts is taken back (the epoch's shuffle was drawn before)."""
+        self._rest = (order, start, torch.get_rng_state())
+
+    def __iter__(self):
+        if self._rest is None:
+            self.order, start = self.draw(), 0  # the shuffle drawn where a lazy pass draws it: as it starts
+        else:
+            (self.order, start, rng), self._rest = self._rest, None
+            torch.set_rng_state(rng)
+        yield from self.order[start:]
+
+
+class GroupedByLengthSampler(EpochOrder):
     """Batches of similar length drawn in shuffled mega-batches (`mega` batches each).
 
     Every row appears once per epoch; the order of batches stays random.
     """
 
-    def __init__(self, lengths: torch.Tensor, batch_size: int, mega: int = 50):
-        self.lengths, self.batch_size, self.mega = lengths, batch_size, mega
+    def __init__(self, lengths: torch.Tensor, batch_size: int, mega: int = 50, seed: int | None = None):
+        super().__init__(range(len(lengths)), batch_size)  # the rows; `draw` orders them itself
+        self.lengths, self.mega, self.seed, self.epoch = lengths, mega, seed, 0
 
-    def __len__(self) -> int:
-        return math.ceil(len(self.lengths) / self.batch_size)
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
-    def __iter__(self):
-        perm = torch.randperm(len(self.lengths))
+    def draw(self) -> list[list[int]]:
+        generator = epoch_generator(self.seed, self.epoch)
+        perm = torch.randperm(len(self.lengths), generator=generator)
         chunk = self.batch_size * self.mega
         batches = []
         for start in range(0, len(perm), chunk):
             part = perm[start:start + chunk]
             part = part[torch.argsort(self.lengths[part], descending=True, stable=True)]
             batches.extend(part[i:i + self.batch_size].tolist() for i in range(0, len(part), self.batch_size))
-        for b in torch.randperm(len(batches)).tolist():
-            yield batches[b]
+        return [batches[b] for b in torch.randperm(len(batches), generator=generator).tolist()]
+
+
+class Shard(torch.utils.data.Sampler):
+    """Rows `rank`, `rank + world`, ... of every batch of `sampler`, which draws alike in every
+    process (named `sampler`: Lightning calls its `set_epoch`). A batch with fewer rows than
+    processes gives the ranks past its end its first row."""
+
+    def __init__(self, sampler: SeededBatches, rank: int, world: int):
+        self.sampler, self.rank, self.world = sampler, rank, world
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self):
+        for batch in self.sampler:
+            yield batch[self.rank::self.world] or batch[:1]
 
 
 class TaskDataModule(pl.LightningDataModule):
@@ -146,23 +217,25 @@ class TaskDataModule(pl.LightningDataModule):
     def __init__(self, spec: TaskSpec, tokenizer, dir: str | None = None, source: str = "files",
                  train_size: int | str = "full", seed: int = 0, split_seed: int = 42, max_length: int = 128,
                  batch_size: int = 32, eval_batch_size: int = 32, group_by_length: bool = False,
-                 cache_dir: str | None = None, cache: TokenCache = TOKEN_CACHE):
+                 cache_dir: str | None = None, cache: TokenCache = TOKEN_CACHE, shuffle_seed: int = 0):
         super().__init__()
         self.spec, self.tokenizer, self.dir, self.source = spec, tokenizer, data_dir(dir), source
         self.train_size, self.seed, self.split_seed = train_size, seed, split_seed
         self.max_length, self.batch_size, self.eval_batch_size = max_length, batch_size, eval_batch_size
-        self.group_by_length = group_by_length
+        self.group_by_length, self.shuffle_seed = group_by_length, shuffle_seed  # the latter: several processes
         self.cache, self.cache_dir = cache, Path(cache_dir).expanduser() if cache_dir else None
         self.splits: dict[str, Split] = {}
+        self._resume: tuple[list, int] | None = None
 
     @classmethod
-    def from_config(cls, cfg, spec: TaskSpec, tokenizer, cache: TokenCache = TOKEN_CACHE) -> "TaskDataModule":
-        """The data module of a composed config's `data` and `optim.batch_size`."""
+    def from_config(cls, cfg, spec: TaskSpec, tokenizer, cache: TokenCache = TOKEN_CACHE,
+                    seed: int = 0) -> "TaskDataModule":
+        """The data module of a composed config's `data` and `optim.batch_size`; `seed`, the run's."""
         d = cfg.data
         return cls(spec, tokenizer, dir=d.dir, source=d.source, train_size=d.train_size, seed=d.seed,
                    split_seed=d.split_seed, max_length=d.max_length, batch_size=cfg.optim.batch_size,
                    eval_batch_size=d.eval_batch_size, group_by_length=d.group_by_length,
-                   cache_dir=d.cache_dir, cache=cache)
+                   cache_dir=d.cache_dir, cache=cache, shuffle_seed=seed)
 
     def _read(self, split: str) -> tuple[readers.Rows, str]:
         """The rows of `split` (train | dev) and where they come from, for messages."""
@@ -185,18 +258,33 @@ class TaskDataModule(pl.LightningDataModule):
             "test": Split(dev_enc, dev.labels, test_idx),
         }
 
+    def resume_epoch(self, order: list, start: int) -> None:
+        """The next training loader starts with `order[start:]`, the rest of an interrupted epoch."""
+        self._resume = (order, start)
+
     def train_dataloader(self):
+        """Shuffled batches, DataLoader(shuffle=True)'s drawn the same way, that remember each epoch's
+        order (stabilize.preempt); on several devices each process's share of batches drawn alike."""
         split, collate = self.splits["train"], Collate(self.tokenizer.pad_token_id)
-        if self.group_by_length:
-            sampler = GroupedByLengthSampler(split.lengths, self.batch_size)
-            return torch.utils.data.DataLoader(split, batch_sampler=sampler, collate_fn=collate)
-        return torch.utils.data.DataLoader(split, batch_size=self.batch_size, shuffle=True, collate_fn=collate)
+        if distributed.world() > 1:
+            batches = (GroupedByLengthSampler(split.lengths, self.batch_size, seed=self.shuffle_seed)
+                       if self.group_by_length else SeededBatches(len(split), self.batch_size, self.shuffle_seed))
+            shard = Shard(batches, distributed.rank(), distributed.world())
+            return torch.utils.data.DataLoader(split, batch_sampler=shard, collate_fn=collate)
+        sampler = GroupedByLengthSampler(split.lengths, self.batch_size) if self.group_by_length else \
+            EpochOrder(torch.utils.data.RandomSampler(split), self.batch_size)
+        if self._resume is not None:
+            sampler.resume(*self._resume)
+            self._resume = None
+        return torch.utils.data.DataLoader(split, batch_sampler=sampler, collate_fn=collate)
 
     def eval_dataloader(self, name: str):
-        """Validation or test rows in length-sorted batches: fewer padded tokens, same scores."""
+        """Validation or test rows in length-sorted batches: fewer padded tokens, same scores.
+        On several processes, rank k's share: batches k, k + world, ..."""
         split = self.splits[name]
         order = torch.argsort(split.lengths, descending=True, stable=True).tolist()
         batches = [order[i:i + self.eval_batch_size] for i in range(0, len(order), self.eval_batch_size)]
+        batches = batches[distributed.rank()::distributed.world()]
         # its own generator: evaluating must not draw from the global RNG, or the number of
         # evaluations would change the training randomness of a seed
         return torch.utils.data.DataLoader(split, batch_sampler=batches, generator=torch.Generator(),

@@ -4,6 +4,9 @@ Evaluation follows study A's released code: `eval.times` evaluations evenly spac
 training (or `eval.per_epoch` in every epoch, and optional early stopping: stabilize.evaluation),
 the best validation state kept as a CPU copy in memory (no checkpoint files), and after
 training both the last and the best state scored on the test half.
+
+On several processes (stabilize.distributed) every process evaluates its share of the batches
+and gets every prediction back, so all keep the same history, best state and stopping step.
 """
 import itertools
 import math
@@ -14,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from transformers import get_linear_schedule_with_warmup
 
-from stabilize import metrics, models, resume
+from stabilize import distributed, metrics, models, optimizers, resume
 from stabilize.evaluation import EvalPlan, eval_steps, evaluated_weights, keep_evaluation_weights  # noqa: F401
 from stabilize.layers import NO_DECAY
 from stabilize.strategies.base import Strategy
@@ -80,6 +83,10 @@ class FineTuner(pl.LightningModule):
                 loss = loss + extra
         self._nonfinite = self._nonfinite.to(loss.device) | ~torch.isfinite(loss.detach())
         self.log("train/loss", loss.detach(), on_step=True)  # not on the bar: no host sync per step
+        if distributed.world() > 1:  # DDP averages the processes' gradients: weigh each by its rows,
+            rows = len(batch["labels"])  # so that a global batch split unevenly counts every row alike
+            total = distributed.all_sum(torch.tensor(float(rows), device=loss.device))
+            loss = loss * (rows * distributed.world() / total)
         return loss
 
     def train_batches(self, epochs: float = 1.0):
@@ -124,8 +131,7 @@ class FineTuner(pl.LightningModule):
         for s in self.strategies:
             optimizer = s.build_optimizer(self, groups) or optimizer
         if optimizer is None:
-            optimizer = torch.optim.AdamW(groups, lr=self.optim.lr, betas=tuple(self.optim.betas),
-                                          eps=self.optim.eps, weight_decay=self.optim.weight_decay)
+            optimizer = optimizers.adamw(groups, self.optim)
         warmup = math.ceil(self.optim.warmup_ratio * self.total_steps)
         scheduler = get_linear_schedule_with_warmup(optimizer, warmup, self.total_steps)
         for s in self.strategies:
@@ -142,7 +148,8 @@ class FineTuner(pl.LightningModule):
             "history": self.history, "best": self.best, "stopped_early_at": self.stopped_early_at,
             "nonfinite": bool(self._nonfinite), "resumed_at": self.resumed_at,
             "seconds": self.seconds_before + time.monotonic() - self._started,
-            "strategies": [s.state_dict(self) for s in self.strategies], "rng": resume.rng_state()}
+            "strategies": [s.state_dict(self) for s in self.strategies],
+            "rng": resume.rng_state() if distributed.world() == 1 else distributed.gather(resume.rng_state())}
 
     def on_load_checkpoint(self, checkpoint):
         state = checkpoint["stabilize"]
@@ -151,19 +158,24 @@ class FineTuner(pl.LightningModule):
         self.seconds_before = state.get("seconds", 0.0)  # not in the first version's checkpoints
         self._resumed_states = state["strategies"]  # loaded in on_train_start: the model on its device
         self.resumed_at = [*state["resumed_at"], checkpoint["global_step"]]
-        resume.set_rng_state(state["rng"])  # last: nothing draws before the next epoch's shuffle
+        rng = state["rng"]  # on several processes, a list: each process's own
+        # last: nothing draws before the next epoch's shuffle
+        resume.set_rng_state(rng[distributed.rank()] if isinstance(rng, list) else rng)
 
     # ------------------------------------------------------------ evaluation
     def on_train_batch_end(self, outputs, batch, batch_idx):
         step = self.global_step
         if step not in self.eval_at:
             return
-        if bool(self._nonfinite):
+        if bool(distributed.all_sum(self._nonfinite.int())):  # any process's loss
             raise Diverged(f"training loss is not finite by step {step}")
+        if distributed.world() > 1:
+            distributed.check_same_weights(self.model, step)
         with evaluated_weights(self):
             preds, labels = self.predict_split("val")
             select = metrics.score(self.spec.select_metric, preds, labels, self.spec.num_labels)
             val = metrics.score(self.spec.metric, preds, labels, self.spec.num_labels)
+            select, val = distributed.broadcast((select, val))  # rank 0's numbers: every process decides alike
             self.history.append({"step": step, "val": val, self.spec.select_metric: select})
             self.log(f"val/{self.spec.metric}", val)
             if self.best is None or select > self.best["select"]:
@@ -178,16 +190,19 @@ class FineTuner(pl.LightningModule):
 
     @torch.inference_mode()
     def predict_split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Predictions (class indices, or scores for regression) and labels of a split."""
+        """Predictions (class indices, or scores for regression) and labels of a split, every row's
+        on every process."""
         was_training = self.model.training
         self.model.eval()
-        preds, labels = [], []
+        outputs = []
         for batch in self.trainer.datamodule.eval_dataloader(split):
             batch = {k: v.to(self.device) for k, v in batch.items()}
             logits = self(batch).logits.float()
-            preds.append(logits.squeeze(-1) if self.spec.is_regression else logits.argmax(-1))
-            labels.append(batch["labels"])
+            outputs.append((logits.squeeze(-1) if self.spec.is_regression else logits.argmax(-1), batch["labels"]))
         self.model.train(was_training)
+        if distributed.world() > 1:  # the other processes' batches, in batch order
+            outputs = distributed.gather_batches([(p.cpu(), y.cpu()) for p, y in outputs])
+        preds, labels = zip(*outputs)
         return torch.cat(preds).cpu(), torch.cat(labels).cpu()
 
     def final_scores(self) -> dict:
@@ -199,14 +214,17 @@ class FineTuner(pl.LightningModule):
             self.model.load_state_dict(self.best["state"])
             preds, _ = self.predict_split("test")
             test = metrics.score(self.spec.metric, preds, labels, self.spec.num_labels)
+        constant = bool(preds.unique().numel() <= 1)
         if self.spec.is_regression:
-            majority = majority_accuracy = majority_label = accuracy = None
+            majority = majority_accuracy = majority_label = accuracy = constant_label = None
         else:
             maj = metrics.majority_label(self.trainer.datamodule.splits["val"].labels)
             majority = metrics.majority_score(self.spec.metric, labels, maj, self.spec.num_labels)
             majority_accuracy = metrics.majority_score("accuracy", labels, maj, self.spec.num_labels)
             majority_label = self.spec.labels[maj]
             accuracy = metrics.score("accuracy", preds, labels, self.spec.num_labels)
+            # the class it always predicts, which need not be the majority class
+            constant_label = self.spec.labels[int(preds[0])] if constant and preds.numel() else None
         return {
             "val": self.best["val"] if self.best else None,
             "best_step": self.best["step"] if self.best else None,
@@ -216,6 +234,7 @@ class FineTuner(pl.LightningModule):
             "majority": majority,
             "majority_accuracy": majority_accuracy,
             "majority_label": majority_label,
-            "constant": bool(preds.unique().numel() <= 1),
+            "constant": constant,
+            "constant_label": constant_label,
             "history": self.history,
         }

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
-from stabilize import layers
+from stabilize import distributed, layers
 
 MONITOR_FILE = "grad_monitor.json"
 
@@ -73,7 +73,7 @@ class GradientMonitor(pl.Callback):
         self.write()
 
     def write(self) -> None:
-        if not hasattr(self, "names"):
+        if not hasattr(self, "names") or not distributed.is_main():
             return
         stack = lambda xs: torch.stack(xs).cpu().tolist() if xs else []  # noqa: E731
         out = {"every_n_steps": self.every_n_steps,

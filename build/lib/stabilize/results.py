@@ -32,14 +32,16 @@ CHECKPOINT_CONFIG = "resume.json"     # the config that checkpoint belongs to
 
 # ---------------------------------------------------------------- status values
 OK, FAILED, ERRORED = "ok", "failed", "error"
-STATUSES = (OK, FAILED, ERRORED)
-FINISHED = (OK, FAILED)  # a finished run is skipped when its sweep is launched again
+INTERRUPTED = "interrupted"  # stopped by a signal after writing its checkpoint (preempt.py): not a result
+STATUSES = (OK, FAILED, ERRORED, INTERRUPTED)
+FINISHED = (OK, FAILED)  # a finished run is skipped when its sweep is launched again; the others run again
 
 # ---------------------------------------------------------------- the record
 KEYS = {
-    "status": "ok | failed | error",
+    "status": "ok | failed | error | interrupted (by a stop signal, checkpointed: a relaunch resumes it)",
     "error": "exception type and message when status is error, else null",
-    "reason": "why a failed run failed, e.g. 'test accuracy 0.49 <= majority 0.53'; else null",
+    "reason": "why a failed run failed, e.g. 'test accuracy 0.49 <= majority 0.53', or what stopped an "
+              "interrupted one, e.g. 'stopped by SIGTERM at step 17'; else null",
     "task": "task name", "model": "model name", "method": "method name",
     "seed": "training seed used (drawn and recorded when the config says null)",
     "train_size": "training examples (an int, or 'full')",
@@ -52,6 +54,8 @@ KEYS = {
     "majority_accuracy": "the majority class's test accuracy (null for regression)",
     "majority_label": "the majority class of the validation half (null for regression)",
     "constant": "the kept state predicts one class (or value) for every test row",
+    "constant_label": "the class it predicts for every test row when `constant` (null otherwise, for "
+                      "regression, and in records written before this key)",
     "diverged": "the training loss became NaN or infinite",
     "below_threshold": "study B: test <= task.fail_threshold (null without a threshold)",
     "history": "list of {step, val, <select metric>} evaluations",
@@ -77,7 +81,7 @@ def verdict(record: dict, threshold: float | None) -> dict:
         return {"status": FAILED, "reason": record["reason"], "below_threshold": None if threshold is None else True}
     below = None if threshold is None else bool(record["test"] <= threshold)
     if record["constant"]:
-        label = record.get("majority_label")
+        label = record.get("constant_label")  # the predicted class, not the majority class
         return {"status": FAILED, "below_threshold": below,
                 "reason": "constant predictions" + (f" (always {label!r})" if label is not None else "")}
     acc, majority = record.get("accuracy"), record.get("majority_accuracy")
@@ -88,7 +92,10 @@ def verdict(record: dict, threshold: float | None) -> dict:
 
 
 def upgrade(record: dict) -> dict:
-    """A record written by an earlier version, with today's keys (a copy; nothing re-judged)."""
+    """A record written by an earlier version, with today's keys (a copy; nothing re-judged).
+
+    A key it lacks is null, `constant_label` included: its "constant predictions (always ...)"
+    reason named the majority class, which need not be the class it predicted."""
     r = {**dict.fromkeys(KEYS), **record}
     reason = str(record.get("reason") or "")
     if "diverged" not in record:
@@ -174,7 +181,8 @@ def same_config(a: dict, b: dict) -> bool:
 # Keys that change how or where a run is executed, not what it computes (also left out of run
 # folder names in stabilize/conf/train.yaml): a sweep relaunched with another n_jobs still skips finished
 # runs, and so does a sweep folder committed and relaunched from a clone at another path.
-RUNTIME_KEYS = (("threads",), ("verbose",), ("checkpoint_minutes",), ("trainer", "enable_progress_bar"),
+RUNTIME_KEYS = (("threads",), ("verbose",), ("checkpoint_minutes",), ("preempt_signals",),
+                ("trainer", "enable_progress_bar"),
                 ("data", "cache_dir"), ("data", "eval_batch_size"), ("device", "jobs_per_gpu"),
                 ("paths", "output_dir"))
 
@@ -183,7 +191,12 @@ RUNTIME_KEYS = (("threads",), ("verbose",), ("checkpoint_minutes",), ("trainer",
 # config without it computed: a record that lacks one reads as having that value, so finished
 # runs of an earlier version are still skipped by a relaunch and fall in the same report row. A
 # key is filled only where its parent is in the config (the lpft keys only in an lpft run's).
-ADDED_KEYS = {}
+ADDED_KEYS = {
+    ("trainer", "strategy"): "auto",                            # Lightning's choice, one process (distributed.py)
+    ("optim", "eps_placement"): "after_correction",             # torch.optim.AdamW (stabilize/optimizers.py)
+    ("method", "strategies", "lpft", "probe"): "gradient",      # LP-FT's probe trained by AdamW steps
+    ("method", "strategies", "lpft", "grid"): None,             # the fitted probe's C grid (unused by gradient)
+}
 
 
 def with_added_keys(config):

@@ -11,7 +11,9 @@ strategies' own state (`Strategy.state_dict`) and every random generator's state
 before the next epoch draws its shuffle, so the resumed run gives the numbers of the
 uninterrupted one (tests/test_resume.py). What a strategy's `on_train_start` made is restored
 from its state, and the hook is not called again. Files a logger wrote are not: the csv logger's
-`metrics.csv` starts again at the resumed epoch.
+`metrics.csv` starts again at the resumed epoch. On several processes (stabilize.distributed)
+rank 0 decides when and writes the files; every process takes part in Lightning's
+`save_checkpoint` (its hooks, a barrier), and each keeps its own generators' state.
 """
 import json
 import os
@@ -23,7 +25,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from stabilize import results
+from stabilize import distributed, results
 
 
 class Checkpointer(pl.Callback):
@@ -36,7 +38,8 @@ class Checkpointer(pl.Callback):
         self.last = time.monotonic()
 
     def on_train_epoch_start(self, trainer, module):
-        if trainer.current_epoch == 0 or time.monotonic() - self.last < 60 * self.minutes:
+        due = trainer.current_epoch > 0 and time.monotonic() - self.last >= 60 * self.minutes
+        if not distributed.broadcast(due):  # rank 0's clock: every process saves, or none
             return
         # What Lightning's epoch loop is about to do for the new epoch, done before saving, so that
         # the checkpoint counts no batch of it (else the resumed epoch would start at its end);
@@ -46,11 +49,19 @@ class Checkpointer(pl.Callback):
         loop.scheduler_progress.reset_on_run()
         loop.automatic_optimization.optim_progress.reset_on_run()
         loop.val_loop.batch_progress.total.reset()
-        results.write_json_atomic(self.run_dir / results.CHECKPOINT_CONFIG, self.config)
-        tmp = self.run_dir / (results.CHECKPOINT + ".tmp")
-        trainer.save_checkpoint(tmp)
-        os.replace(tmp, self.run_dir / results.CHECKPOINT)  # a kill mid-write leaves the last one whole
+        save(trainer, self.run_dir, self.config)
         self.last = time.monotonic()
+
+
+def save(trainer, run_dir: Path, config: dict) -> None:
+    """Write the run folder's resume checkpoint and the config it belongs to (called by every
+    process of a run on several devices: Lightning writes from rank 0, then waits for all)."""
+    main, tmp = distributed.is_main(), run_dir / (results.CHECKPOINT + ".tmp")
+    if main:
+        results.write_json_atomic(run_dir / results.CHECKPOINT_CONFIG, config)
+    trainer.save_checkpoint(tmp)
+    if main:
+        os.replace(tmp, run_dir / results.CHECKPOINT)  # a kill mid-write leaves the last one whole
 
 
 def checkpoint(run_dir: Path, config: dict) -> Path | None:

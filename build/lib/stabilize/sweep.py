@@ -125,6 +125,10 @@ class SweepSummary(Callback):
             lines.append("[stabilize]   see error.txt in each run folder; launching the same command again "
                          "re-runs only the errored and missing runs")
         lines.append(f"[stabilize]   report: stabilize-report {sweep_dir}")
+        if errored and len(errored) == len(now):  # the last line: nothing of this launch finished
+            p, r = errored[0]
+            lines.append(f"[stabilize]   every run of this launch errored ({len(errored)}): {r.get('error')}, "
+                         f"see {p.parent / results.ERROR}")
         print("\n".join(lines), flush=True)
         if errored and self.exit_on_error:
             sys.stdout.flush()
@@ -141,7 +145,7 @@ def _counts(records) -> str:
             counts[status] += 1
         else:
             other += 1
-    parts = [f"{counts[s]} {s}" for s in results.STATUSES]
+    parts = [f"{counts[s]} {s}" for s in results.STATUSES if counts[s] or s != results.INTERRUPTED]
     if other:
         parts.append(f"{other} unreadable")
     return f"{len(records)} runs: " + ", ".join(parts)

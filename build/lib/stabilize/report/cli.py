@@ -6,9 +6,11 @@ also used by `notebooks/analyze_sweep.ipynb`) and writes, per task x training-se
 - `table_<task>_<size>.{md,csv}`: one row per method: runs, mean, std, bootstrap 95% CI of
   the mean, min, median, max of the test score, share of failed runs (status failed) and
   of study B's failed runs (`below_threshold`: test <= the task's threshold), errored runs,
-  Welch's unequal-variance t-test against `standard` (unpaired), and Almost Stochastic
-  Order's eps_min against `standard` (Dror et al. 2019; Bonferroni over the table's methods);
-  the best value of a column in bold;
+  Welch's unequal-variance t-test against `standard` (unpaired), Almost Stochastic
+  Order's eps_min against `standard` (Dror et al. 2019; Bonferroni over the table's methods),
+  and the seeds a side Welch's and Brown-Forsythe's tests would need to detect the observed
+  differences of mean and spread (power 0.8, the same corrected level); the best value of a
+  column in bold;
 - `expected_max_<task>_<size>.{md,csv,png}`: Dodge et al.'s (2020) expected maximum
   validation score over n = 1..N runs;
 - `scores_<task>_<size>.png`: box and strip plot of the test scores per method;
@@ -54,6 +56,10 @@ def write_report(df: pd.DataFrame, out: Path) -> list[Path]:
     if len(errors):
         md.append(f"Errored runs (see {results.ERROR} in each folder):\n")
         md += [f"- `{r.run_dir}`: {r.error}" for r in errors.itertuples()] + [""]
+    interrupted = df[df["status"] == results.INTERRUPTED]
+    if len(interrupted):  # not results yet: `groups` leaves them out of the tables and figures
+        md.append("Interrupted runs (checkpointed; launching the sweep again resumes them; not in the tables):\n")
+        md += [f"- `{r.run_dir}`: {r.reason}" for r in interrupted.itertuples()] + [""]
     for task, size, runs in groups(df):
         stem = f"{task}_{size}"
         metric = runs["metric"].dropna().iloc[0] if runs["metric"].notna().any() else None
@@ -90,7 +96,8 @@ def write_report(df: pd.DataFrame, out: Path) -> list[Path]:
 
 
 def _counts(df: pd.DataFrame) -> str:
-    return ", ".join(f"{(df['status'] == s).sum()} {s}" for s in results.STATUSES)
+    counts = {s: int((df["status"] == s).sum()) for s in results.STATUSES}
+    return ", ".join(f"{n} {s}" for s, n in counts.items() if n or s != results.INTERRUPTED)
 
 
 def main(argv=None) -> None:

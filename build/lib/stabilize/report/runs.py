@@ -23,7 +23,7 @@ RUN_COLUMNS = {
     **{key: results.KEYS[key] for key in _FROM_RECORD},
     "label": "the method plus the config values that differ between its runs, e.g. `reinit [reinit.num_layers=3]`",
     "size": "train_size as text",
-    "failed": "status is failed (null for an errored run)",
+    "failed": "status is failed (null for an errored or interrupted run)",
     "threshold": "the task's fail_threshold (study B), null when it sets none",
     "has_weight_change": f"the run wrote {results.WEIGHT_CHANGE}",
     "path": f"its {results.RESULTS}",
@@ -73,9 +73,11 @@ def load_runs(sweep_dir) -> pd.DataFrame:
 
 
 def groups(df: pd.DataFrame):
-    """(task, size, runs) for every task x training-set size, in a stable order."""
+    """(task, size, runs) for every task x training-set size, in a stable order; interrupted runs
+    (checkpointed, to be resumed: not results yet) left out."""
     def size_key(s):
         return (0, int(s), s) if str(s).isdigit() else (1, 0, str(s))
+    df = df[df["status"] != results.INTERRUPTED]
     keys = sorted({(t, s) for t, s in zip(df["task"], df["size"])}, key=lambda k: (str(k[0]), size_key(k[1])))
     for task, size in keys:
         yield task, size, df[(df["task"] == task) & (df["size"] == size)]

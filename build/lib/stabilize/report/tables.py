@@ -10,8 +10,9 @@ import pandas as pd
 
 from stabilize import results
 from stabilize.report.runs import BASELINE, method_order
-from stabilize.report.stats import (ASO_ALPHA, ASO_BOOTSTRAP, ASO_MIN_SCORES, ASO_SEED, ASO_TAU, N_RESAMPLES, aso,
-                                    bootstrap_ci, expected_max, welch)
+from stabilize.report.stats import (ALPHA, ASO_BOOTSTRAP, ASO_MIN_SCORES, ASO_SEED, ASO_TAU, N_RESAMPLES, POWER,
+                                    SEEDS_CAP, SPREAD_SIMULATIONS, aso, bootstrap_ci, expected_max, seeds_for_mean,
+                                    seeds_for_spread, welch)
 
 # Which way is better for the columns marked in bold.
 HIGHER = ("mean", "min", "median", "max")
@@ -23,12 +24,15 @@ def summary_table(runs: pd.DataFrame, baseline: str = BASELINE) -> pd.DataFrame:
 
     `aso_eps_min`: ASO of the method against the baseline, Bonferroni-corrected over the
     `aso_comparisons` methods of this table that have ASO_MIN_SCORES scores or more (as the
-    baseline must).
+    baseline must). `seeds_needed_mean` and `seeds_needed_spread`: the seeds a side with which
+    Welch's test and Brown-Forsythe's detect the observed difference with power POWER at the
+    same corrected level, ALPHA / `aso_comparisons` (at least 1); inf: more than SEEDS_CAP.
     """
     scores = {label: runs[runs["label"] == label]["test"].dropna().to_numpy() for label in method_order(runs["label"])}
     base = scores.get(baseline, np.array([]))
     compared = [label for label, x in scores.items() if label != baseline and len(x) >= ASO_MIN_SCORES] \
         if len(base) >= ASO_MIN_SCORES else []
+    alpha = ALPHA / max(len(compared), 1)
     rows = []
     for label, x in scores.items():
         g = runs[runs["label"] == label]
@@ -48,6 +52,8 @@ def summary_table(runs: pd.DataFrame, baseline: str = BASELINE) -> pd.DataFrame:
             "errored": int((g["status"] == results.ERRORED).sum()), "welch_t": t, "p_vs_standard": p,
             "aso_eps_min": aso(x, base, num_comparisons=len(compared)) if label in compared else math.nan,
             "aso_comparisons": len(compared),
+            "seeds_needed_mean": math.nan if label == baseline else seeds_for_mean(x, base, alpha),
+            "seeds_needed_spread": math.nan if label == baseline else seeds_for_spread(x, base, alpha),
         })
     table = pd.DataFrame(rows)
     table["best_in"] = _best(table)
@@ -77,11 +83,19 @@ def table_markdown(table: pd.DataFrame, task: str, size: str, metric: str | None
             f"against `{BASELINE}`, not corrected for multiple comparisons; "
             f"ε_min: Almost Stochastic Order (Dror et al. 2019; deepsig) of the method against `{BASELINE}`: "
             f"the upper bound of the share of their quantile functions' squared distance where the method is "
-            f"below, at confidence 1 − α/m = {1 - ASO_ALPHA / max(m, 1):.4f} (α = {ASO_ALPHA}, Bonferroni over "
+            f"below, at confidence 1 − α/m = {1 - ALPHA / max(m, 1):.4f} (α = {ALPHA}, Bonferroni over "
             f"the m = {m} methods compared here; {ASO_BOOTSTRAP} bootstrap resamples, seed {ASO_SEED}; "
             f"only with {ASO_MIN_SCORES} scores or more a side); "
             f"0: above at every quantile, 1: below; "
             f"✓: ε_min < τ = {ASO_TAU}, the method stochastically dominates `{BASELINE}` almost surely. "
+            f"seeds (mean), seeds (spread): the seeds a side with which the observed difference from `{BASELINE}` "
+            f"would be detected with power {POWER} at the same α/m = {ALPHA / max(m, 1):.2g} (two-sided; normal "
+            f"scores with the observed SDs assumed; a planning figure, as noisy as the observed difference): of the "
+            f"means by Welch's t-test (Cohen 1988's d over the SD √((s² + s_{BASELINE}²)/2); statsmodels "
+            f"TTestIndPower at Welch's degrees of freedom), of the SDs by Brown–Forsythe's test "
+            f"(scipy.stats.levene center='median'; {SPREAD_SIMULATIONS} seeded simulations an n, to 2% above 100); "
+            f"> {SEEDS_CAP}: more than {SEEDS_CAP} (equal means or SDs: none would do); –: the baseline, or fewer "
+            f"than 2 scores a side. "
             f"Bold: best in its column.\n\n")
     out = []
     for row in table.itertuples():
@@ -97,8 +111,9 @@ def table_markdown(table: pd.DataFrame, task: str, size: str, metric: str | None
             "failed (B)": b("below_threshold", _pct(row.below_threshold, row.n_below_threshold, row.n_finished)),
             "errored": row.errored, f"p (Welch vs {BASELINE})": _p(row.p_vs_standard),
             f"ε_min (ASO vs {BASELINE})": _eps(row.aso_eps_min),
+            "seeds (mean)": _seeds(row.seeds_needed_mean), "seeds (spread)": _seeds(row.seeds_needed_spread),
         })
-    body = pd.DataFrame(out).to_markdown(index=False, colalign=["left"] + ["right"] * 12, disable_numparse=True)
+    body = pd.DataFrame(out).to_markdown(index=False, colalign=["left"] + ["right"] * 14, disable_numparse=True)
     return head + body + "\n"
 
 
@@ -150,3 +165,9 @@ def _eps(eps):
     if eps is None or math.isnan(eps):
         return "–"
     return f"{eps:.2f}" + (" ✓" if eps < ASO_TAU else "")
+
+
+def _seeds(n):
+    if n is None or math.isnan(n):
+        return "–"
+    return f"> {SEEDS_CAP}" if math.isinf(n) else f"{n:.0f}"

@@ -28,7 +28,8 @@ training module calls the hooks of all strategies in the order the method lists 
                           a resumed run calls load_state_dict instead of on_train_start
 
 A strategy that cannot work beside another names that class in `incompatible_with`, with the
-reason; `build_method` refuses the pair (LoRA with ReInit, say).
+reason; `build_method` refuses the pair (LoRA with ReInit, say). One that cannot run on several
+processes (trainer.devices > 1, stabilize.distributed) says why in `single_process_only`.
 """
 import inspect
 
@@ -44,6 +45,7 @@ class Strategy:
 
     key = "strategy"  # the config key it was built from, for error messages
     incompatible_with: dict[type, str] = {}  # class -> why the two cannot be combined
+    single_process_only: str | None = None  # why it cannot run on several processes (DDP), or None
 
     def setup(self, module) -> None:
         """Change the model once after loading; `module.model` is the HF classifier."""
@@ -85,7 +87,8 @@ class Strategy:
         """Called after every optimizer step."""
 
     def on_train_epoch_start(self, module, epoch: int) -> None:
-        """Called at the start of every training epoch."""
+        """Called at the start of every training epoch; not again for the epoch a run resumes in
+        mid-epoch (stabilize.preempt): `load_state_dict` restores what it set."""
 
     def evaluation_weights(self, module) -> dict[str, torch.Tensor] | None:
         """Tensors (state-dict names) to evaluate with instead of the trained ones, or None."""

@@ -9,7 +9,10 @@ from stabilize.strategies.base import Strategy
 
 
 class BertAdamOptimizer(torch.optim.Optimizer):
-    """Adam with decoupled weight decay and no bias correction, as in the BERT code."""
+    """Adam with decoupled weight decay and no bias correction, as in the BERT code: the decay is
+    added to the update (of the weight before the step). Study A's `--use_bertadam` runs
+    transformers' AdamW with `correct_bias=False`, which decays the weight after the step: the same
+    numbers at its weight decay, 0 (stabilize/optimizers.py)."""
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-6,
                  weight_decay: float = 0.0):

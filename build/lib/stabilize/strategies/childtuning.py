@@ -12,10 +12,14 @@ its weight decay still applies to every weight), as their ChildTuningAdamW does.
   head keep full gradients.
 p = 0.3. Their script also sets lr 4e-5, batch 16, weight decay 0.01; the method files keep the
 run's recipe.
+
+On several processes (stabilize.distributed) the masks must be every process's: D sums the
+Fisher information over the processes' shares of the data; F draws from a generator seeded
+alike in every process (on one process, from torch's global one, as always).
 """
 import torch
 
-from stabilize import layers
+from stabilize import distributed, layers
 from stabilize.strategies.base import Strategy
 from stabilize.strategies.component_clip import clip_per_tensor
 
@@ -30,10 +34,13 @@ class ChildTuning(Strategy):
             raise ValueError(f"p must be in (0, 1], got {p!r}")
         self.variant, self.p = variant, p
         self.mask: dict[torch.nn.Parameter, torch.Tensor] = {}
+        self.generator: torch.Generator | None = None  # F on several processes
 
     def on_train_start(self, module):
         if self.variant == "D":
             self.mask = self.fisher_mask(module)
+        elif distributed.world() > 1:
+            self.generator = torch.Generator(module.device).manual_seed(torch.initial_seed())
 
     def fisher_mask(self, module) -> dict[torch.nn.Parameter, torch.Tensor]:
         model = module.model
@@ -49,7 +56,8 @@ class ChildTuning(Strategy):
                 clip_per_tensor(grads, module.optim.clip_norm)
             torch._foreach_addcmul_(fisher, grads, grads)
             model.zero_grad(set_to_none=True)
-        scores = torch.cat([f.flatten() for f in fisher])
+        scores = distributed.all_sum(torch.cat([f.flatten() for f in fisher]))  # every process's share
+        fisher = [s.view_as(f) for s, f in zip(scores.split([f.numel() for f in fisher]), fisher)]
         keep = max(1, round(self.p * scores.numel()))
         threshold = torch.kthvalue(scores, scores.numel() - keep + 1).values
         return {p: (f >= threshold).to(p.dtype) for p, f in zip(block, fisher)}
@@ -63,15 +71,19 @@ class ChildTuning(Strategy):
             return
         for p in module.model.parameters():
             if p.grad is not None:
-                p.grad.mul_(torch.empty_like(p.grad).bernoulli_(self.p)).div_(self.p)
+                p.grad.mul_(torch.empty_like(p.grad).bernoulli_(self.p, generator=self.generator)).div_(self.p)
 
     def state_dict(self, module):
         names = {p: name for name, p in module.model.named_parameters()}
-        return {"mask": {names[p]: m for p, m in self.mask.items()}}
+        return {"mask": {names[p]: m for p, m in self.mask.items()},
+                "generator": None if self.generator is None else self.generator.get_state()}
 
     def load_state_dict(self, module, state):
         params = dict(module.model.named_parameters())
         self.mask = {params[name]: m.to(params[name].device) for name, m in state["mask"].items()}
+        if state.get("generator") is not None:  # F on several processes
+            self.on_train_start(module)
+            self.generator.set_state(state["generator"])
 
     def results(self, module):
         if self.variant == "F":

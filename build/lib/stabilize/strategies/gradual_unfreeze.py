@@ -12,6 +12,9 @@ from stabilize.strategies.base import Strategy
 
 
 class GradualUnfreezing(Strategy):
+    single_process_only = ("it freezes blocks epoch by epoch, and DDP expects a gradient for every tensor "
+                           "it was built with")
+
     def __init__(self, epochs_per_stage: int = 1):
         if not isinstance(epochs_per_stage, int) or epochs_per_stage < 1:
             raise ValueError(f"epochs_per_stage must be a positive integer, got {epochs_per_stage!r}")
@@ -33,10 +36,7 @@ class GradualUnfreezing(Strategy):
         return 0 if stage >= n_blocks else n_blocks - stage
 
     def on_train_epoch_start(self, module, epoch):
-        model = module.model
-        lowest = self.trainable_depth(module, epoch)
-        for name, p in model.named_parameters():
-            p.requires_grad_(layers.depth(model, layers.layer_of(model, name)) >= lowest)
+        lowest = self.freeze_below(module, epoch)
         if not self.stages or self.stages[-1]["lowest_depth"] != lowest:
             self.stages.append({"epoch": epoch, "step": module.global_step, "lowest_depth": lowest})
 
@@ -48,3 +48,11 @@ class GradualUnfreezing(Strategy):
 
     def load_state_dict(self, module, state):
         self.stages = state["stages"]
+        self.freeze_below(module, module.current_epoch)  # a run resumed mid-epoch: no epoch start comes
+
+    def freeze_below(self, module, epoch: int) -> int:
+        """Train only the layers from `epoch`'s lowest trainable depth up; returns that depth."""
+        model, lowest = module.model, self.trainable_depth(module, epoch)
+        for name, p in model.named_parameters():
+            p.requires_grad_(layers.depth(model, layers.layer_of(model, name)) >= lowest)
+        return lowest
