@@ -12,6 +12,9 @@ from stabilize.module import FineTuner
 from stabilize.strategies import LPFT
 from stabilize.strategies.lpft import AUTHORS_GRID, fit_probe
 from tests import conftest
+from stabilize import layers
+from stabilize.strategies import Strategy
+from tests.test_methods_after import tiny_run
 from tests.test_strategies import OPTIM, params, tiny_model
 
 GRID = np.logspace(-4, 4, 9)
@@ -148,3 +151,33 @@ def test_the_default_grid_is_the_authors():
     assert LPFT().probe == "fit" and LPFT().grid == AUTHORS_GRID
     with pytest.raises(ValueError, match="fit or gradient"):
         LPFT(probe="closed_form")
+
+
+# ------------------------------------------------------------------ in a whole tiny run
+class Snapshot(Strategy):
+    """The weights and trainable flags when training starts, after the strategies before it."""
+
+    def on_train_start(self, module):
+        self.weights, self.trains = params(module.model), [p.requires_grad for p in module.model.parameters()]
+
+
+def test_lpft_gradient_probe_trains_the_head_then_releases_the_rest(tmp_path):
+    snapshot = Snapshot()
+    run, start = tiny_run(tmp_path, "method=lpft", "method.strategies.lpft.probe=gradient",
+                          "method.strategies.lpft.epochs=2.5", "data.train_size=64", extra=snapshot)
+    assert run.module.strategies[0].probe_steps == 5  # 2.5 passes of 2 batches
+    for name in start:
+        moved = not torch.equal(snapshot.weights[name], start[name])
+        assert moved == (layers.layer_of(run.module.model, name) == "head"), name
+    assert all(snapshot.trains)  # everything trains in the run proper
+
+
+def test_lpft_fitted_probe_writes_the_head_and_records_the_fit(tmp_path):
+    snapshot = Snapshot()
+    run, start = tiny_run(tmp_path, "method=lpft", "method.strategies.lpft.grid=[0.01,1,100]", extra=snapshot)
+    for name in start:
+        assert torch.equal(snapshot.weights[name], start[name]) != name.startswith("classifier."), name
+    assert all(snapshot.trains)
+    fit = run.module.strategies[0].results(run.module)
+    assert fit["probe"] == "fit" and fit["probe_reg"] in (0.01, 1, 100) and len(fit["probe_curve"]) == 3
+    assert fit["probe_train_loss"] < fit["probe_init_loss"]

@@ -1,0 +1,92 @@
+"""experiments/offline_study, its size sweep (section 6) and controls (section 7): every launch of
+sizes.sh composed and validated, and sizes.py's blocks read from hand-written runs."""
+import itertools
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import open_dict
+
+from stabilize.config import validate
+from stabilize.train import CONF_DIR
+from tests.helpers import ROOT, write_run
+
+STUDY = ROOT / "experiments" / "offline_study"
+sys.path.insert(0, str(STUDY))  # sizes.py imports clipping.py beside it, as `python summarize.py` does
+
+
+def _sizes_sh_commands():
+    """Each launch of sizes.sh as its overrides (printed with SIZES_DRY=1), the runtime ones left out."""
+    out = subprocess.run(["bash", str(STUDY / "sizes.sh")], env={**os.environ, "SIZES_DRY": "1"},
+                         capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        yield [a for a in line.split()[2:] if "=" in a and not a.startswith(("hydra", "seed=", "trainer."))]
+
+
+@pytest.mark.parametrize("args", list(_sizes_sh_commands()), ids=" ".join)
+def test_every_run_of_sizes_sh_composes_and_validates(tmp_path, args):
+    sweeps = [[f"{a.split('=')[0]}={v}" for v in a.split("=", 1)[1].split(",")] for a in args]
+    for overrides in itertools.product(*sweeps):
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            cfg = compose("train", overrides=list(overrides))
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(tmp_path / "run")
+        validate(cfg)
+        assert cfg.data.train_size in (100, 300, 1000, 2388, 3000)
+        if "method=mosbach" in overrides:  # its own recipe, not the experiment's
+            assert (cfg.optim.lr, cfg.optim.max_epochs, cfg.optim.batch_size) == (2e-5, 20, 16)
+
+
+def _size_run(root, folder, method, seed, size, test, **config):
+    extra = {"optim": {"eps_placement": config.pop("eps", "after_correction")}}
+    strategies = config.pop("strategies", {})
+    run = write_run(root / folder, f"{method},{size},{seed},{test}", task="stsb", method=method, seed=seed,
+                    train_size=size, test=test, threshold=None, metric="spearman", extra_config=extra)
+    record = json.loads((run / "results.json").read_text())
+    record["config"]["method"]["strategies"] = strategies
+    (run / "results.json").write_text(json.dumps(record))
+
+
+def test_the_size_block_reads_sizes_spread_and_gains(tmp_path):
+    """Hand-written STS-B runs: standard's spread grows as the data shrink at the recipe and not at
+    800 steps; reinit gains at 100 only; the 1k points come from sweep/, no dropout from diagnosis/."""
+    import sizes
+    from dropout import task_rules
+    shape = np.array([-1.5, -1.0, -0.5, 0.5, 1.0, 1.5])  # a spread pattern over the seeds, scaled per arm
+    for seed, x in enumerate(shape):
+        for size, spread in ((100, 0.2), (300, 0.1), (3000, 0.01)):
+            _size_run(tmp_path, "sweep_sizes", "standard", seed, size, 0.5 + spread * x)
+            _size_run(tmp_path, "sweep_sizes", "longer", seed, size, 0.8 + 0.01 * x)
+            _size_run(tmp_path, "sweep_sizes", "reinit", seed, size,
+                      (0.9 if size == 100 else 0.5) + 0.01 * x)
+        _size_run(tmp_path, "sweep", "standard", seed, 1000, 0.6 + 0.05 * x)
+        _size_run(tmp_path, "sweep", "longer", seed, 1000, 0.8 + 0.01 * x)
+        _size_run(tmp_path, "diagnosis", "mixout", seed, 1000, 0.7, strategies={"mixout": {"p": 0.0}})
+        _size_run(tmp_path, "diagnosis", "standard", seed, 1000, 0.0)  # another diagnosis: not an arm
+    block = sizes.sizes_block(tmp_path, {"stsb": task_rules(0.5)["stsb"]})
+    assert "| | 100 | 300 | 1,000 | 3,000 |" in block and "54 of the 230 planned runs" in block
+    standard = next(line for line in block.splitlines() if line.startswith("| `standard`, the recipe"))
+    assert standard.count("(6") == 4  # six seeds at every size: the diagnosis' standard runs are not among them
+    recipe, budget = [line for line in block.splitlines() if line.startswith("- `standard`")]
+    assert float(re.search(r"p (\S+) \(", recipe).group(1)) < 0.01 < float(re.search(r"p (\S+) \(", budget).group(1))
+    gains = [line for line in block.splitlines() if line.startswith("| `reinit`")][-1]  # the gain table's
+    assert gains.split("|")[2].strip().startswith("+") and "✓" in gains.split("|")[2] and "✓" not in gains.split("|")[3]
+    assert "| no dropout (`mixout`, p = 0) | – | – | 70.0 ± 0.0 (6) | – |" in block
+
+
+def test_the_controls_block_sets_each_control_beside_its_earlier_runs(tmp_path):
+    import sizes
+    from dropout import task_rules
+    for seed in range(3):
+        _size_run(tmp_path, "sweep", "lpft", seed, 1000, 0.80 + 0.01 * seed, strategies={"lpft": {}})
+        _size_run(tmp_path, "sweep_sizes", "lpft", seed, 1000, 0.70 + 0.01 * seed, strategies={"lpft": {"probe": "fit"}})
+        _size_run(tmp_path, "sweep", "mosbach", seed, 1000, 0.81)
+        _size_run(tmp_path, "sweep_sizes", "mosbach", seed, 1000, 0.82 + 0.01 * seed, eps="before_correction")
+    block = sizes.controls_block(tmp_path, {"stsb": task_rules(0.5)["stsb"]})
+    assert "| STS-B | `lpft`, fitted probe | `lpft`, gradient probe (`sweep/`) | 71.0 ± 1.0 (3) vs 81.0 ± 1.0 (3)" in block
+    assert "| STS-B | `mosbach`, the papers' Adam | `mosbach`, torch's AdamW (`sweep/`) | 83.0 ± 1.0 (3) vs 81.0 ± 0.0 (3)" in block
