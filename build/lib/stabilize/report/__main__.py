@@ -1,4 +1,0 @@
-"""`python -m stabilize.report SWEEP_DIR [--out DIR]`, the same as `stabilize-report`."""
-from stabilize.report.cli import main
-
-main()
