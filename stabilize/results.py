@@ -205,12 +205,16 @@ def with_added_keys(config):
         return config
     config = json.loads(json.dumps(config))
     for key, value in ADDED_KEYS.items():
-        node = config
-        for part in key[:-1]:
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict):
+        if (node := _parent(config, key)) is not None:
             node.setdefault(key[-1], value)
     return config
+
+
+def _parent(config: dict, key: tuple) -> dict | None:
+    """The dict that holds `key`'s last part, None where the config has no such node."""
+    for part in key[:-1]:
+        config = config.get(part) if isinstance(config, dict) else None
+    return config if isinstance(config, dict) else None
 
 
 def _identity(config):
@@ -224,9 +228,6 @@ def _identity(config):
         text = text.replace(json.dumps(run_dir)[1:-1], "<run dir>")
     config = json.loads(text)
     for key in RUNTIME_KEYS:
-        node = config
-        for part in key[:-1]:
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict):
+        if (node := _parent(config, key)) is not None:
             node.pop(key[-1], None)
     return config
