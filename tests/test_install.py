@@ -1,6 +1,7 @@
 """The package runs installed, not only from its checkout: a built wheel, installed apart from the
 checkout, finds its configs and data (stabilize/conf/, stabilize/glue/ inside the package), runs
-a tiny run with a user's own config folder from a temporary folder, and reports it."""
+a tiny run with a user's own config folder (`--config-dir`) from a temporary folder, and
+reports it."""
 import json
 import os
 import subprocess
@@ -36,8 +37,8 @@ def test_a_wheel_installed_apart_from_the_checkout_runs_and_reports(tmp_path):
 
     where = run("-c", "import stabilize; print(stabilize.__file__)")
     assert where.stdout.strip().startswith(str(site)), where.stdout + where.stderr
-    train = run(str(site / "bin" / "stabilize-train"), "debug=tiny", "method=top_block_reinit",
-                f"hydra.searchpath=[file://{tmp_path / 'my_conf'}]")
+    train = run(str(site / "bin" / "stabilize-train"), "--config-dir", str(tmp_path / "my_conf"), "debug=tiny",
+                "method=top_block_reinit")  # hydra.searchpath: tests/test_user_strategy.py
     assert train.returncode == 0, train.stdout + train.stderr
     record = json.loads(next((work / "outputs").rglob("results.json")).read_text())
     assert record["error"] is None and record["method"] == "top_block_reinit" and record["steps"] == 4
