@@ -149,7 +149,7 @@ def sizes_block(folder: Path, rules: dict) -> str:
 def controls_block(folder: Path, rules: dict) -> str:
     """LP-FT's fitted probe against the gradient probe (both tasks), and mosbach with the papers'
     Adam against torch's (STS-B), all at 1,000 examples: Welch's and Brown–Forsythe's p, α 0.05/2."""
-    lines = ["| task | control | against | mean | std | Welch p | Brown–Forsythe p |", "|---|---|---|---|---|---|---|"]
+    lines = ["| task | control | against | mean ± std (n) | Welch p | Brown–Forsythe p |", "|---|---|---|---|---|---|"]
     for task, (name, _, _) in rules.items():
         found = collect(folder, task)
         for new, old in (("lpft", "lpft (gradient probe)"), ("mosbach (papers' Adam)", "mosbach")):
@@ -160,7 +160,5 @@ def controls_block(folder: Path, rules: dict) -> str:
                 warnings.simplefilter("ignore")
                 p = welch(x, y)[1] if min(len(x), len(y)) >= 2 else np.nan
                 q = stats.levene(x, y, center="median").pvalue if min(len(x), len(y)) >= 2 else np.nan
-            lines.append(f"| {name} | {CONTROLS[new]} | {CONTROLS[old]} | {cell(x)} vs {cell(y)} | "
-                         f"{100 * x.std(ddof=1) if len(x) > 1 else np.nan:.1f} vs "
-                         f"{100 * y.std(ddof=1) if len(y) > 1 else np.nan:.1f} | {p:.2g} | {q:.2g} |")
+            lines.append(f"| {name} | {CONTROLS[new]} | {CONTROLS[old]} | {cell(x)} vs {cell(y)} | {p:.2g} | {q:.2g} |")
     return "\n".join(lines) if len(lines) > 2 else "Not run yet."
