@@ -5,8 +5,9 @@
 #
 #   bash benchmarks/gpu.sh                  # -> $OUT/gpu-check.md where $OUT is set, else
 #                                           #    benchmarks/results/gpu-check-<date>.md
-#   GPU_CHECK_DRY=1 bash benchmarks/gpu.sh  # every part at toy size on the CPU: the tiny random model,
-#                                           # 2 runs a sweep (tests/test_gpu_check.py runs this)
+#   GPU_CHECK_DRY=1 bash benchmarks/gpu.sh  # every part at toy size on the CPU: test_cuda.py alone (the
+#                                           # suite runs test_gpus.py), the tiny random model, one
+#                                           # sweep of 2 runs at k=1 (tests/test_gpu_check.py runs this)
 #   GPU_CHECK_OUT=FILE                      # the results file instead
 #
 # Parts, each under `timeout`:
@@ -23,7 +24,7 @@
 #     and CUDA_VISIBLE_DEVICES is narrowed to the first GPU so the figure is one GPU's.
 #
 # Environment. Python ($PYTHON, default python3) comes from, in this order: the active
-# environment if it can import this tree's stabilize with pytest and the joblib launcher
+# environment if it can import this tree's stabilize, pytest, pytest-xdist and the joblib launcher
 # (PYTHONPATH is set to this tree, so its code runs whatever is installed), else ./.venv, else a
 # new ./.venv with `pip install -e ".[test]"` (assumed to work from the machine's package
 # registry as it does here; pip's torch for Linux x86_64 is a CUDA build; the install is not part
@@ -70,7 +71,7 @@ elapsed() { echo $(( $(date +%s) - T0 )); }
 
 # ------------------------------------------------------------------ 0. Python and the device
 PY=${PYTHON:-python3}
-usable() { "$PY" -c "import stabilize.train, pytest, hydra_plugins.hydra_joblib_launcher" >/dev/null 2>&1; }
+usable() { "$PY" -c "import stabilize.train, pytest, xdist, hydra_plugins.hydra_joblib_launcher" >/dev/null 2>&1; }
 INSTALL_S=0
 if ! usable; then
   if [[ -f .venv/bin/activate ]]; then . .venv/bin/activate && PY=python; fi
@@ -97,12 +98,14 @@ if [[ "$DRY" == 1 ]]; then
   MODE="dry (GPU_CHECK_DRY=1): every part at toy size on the CPU"
   GPU=(trainer=cpu); BF16=(trainer=cpu trainer.precision=bf16-mixed); FP32=(trainer=cpu trainer.precision=32-true)
   SIZE2=(debug=tiny); ITEM7=(--quick --only 7)
-  SIZE4=(debug=tiny); RUNS4=2; JOBS4=(1 2); CAPS4=(70 45)
+  TESTS1=(tests/test_cuda.py)
+  SIZE4=(debug=tiny); RUNS4=2; JOBS4=(1); CAPS4=(70)
 else
   MODE="full"
   GPU=(trainer=gpu); BF16=(trainer=gpu); FP32=(trainer=gpu trainer.precision=32-true)
   SIZE2=(); ITEM7=(--only 7 --steps 10 --turns 1 --repeats 0)
   SIZE4=(task=rte model=minilm data.train_size=320 optim.batch_size=16 optim.max_steps=20 eval.times=2)
+  TESTS1=(tests/test_cuda.py tests/test_gpus.py)
   RUNS4=16; JOBS4=(1 2 4 8); CAPS4=(70 45 35 35)
 fi
 
@@ -138,9 +141,9 @@ run_part() {
 }
 
 # ------------------------------------------------------------------ 1. tests that need CUDA
-run_part "1. CUDA tests" 50 "$LOGS/1-tests.log" "$PY" -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_gpus.py
+run_part "1. CUDA tests" 50 "$LOGS/1-tests.log" "$PY" -m pytest -q -n 0 -p no:cacheprovider "${TESTS1[@]}"
 md "## 1. Tests that need CUDA" "" \
-   "\`python -m pytest -q tests/test_cuda.py tests/test_gpus.py\`: exit $PART_RC, $PART_S s: $(tail -n 1 "$LOGS/1-tests.log")" ""
+   "\`python -m pytest -q -n 0 ${TESTS1[*]}\`: exit $PART_RC, $PART_S s: $(tail -n 1 "$LOGS/1-tests.log")" ""
 (( PART_RC == 0 )) || FAILED+=("1")
 
 # ------------------------------------------------------------------ 2. bf16 against fp32
