@@ -77,6 +77,9 @@ def test_the_size_block_reads_sizes_spread_and_gains(tmp_path):
     gains = [line for line in block.splitlines() if line.startswith("| `reinit`")][-1]  # the gain table's
     assert gains.split("|")[2].strip().startswith("+") and "✓" in gains.split("|")[2] and "✓" not in gains.split("|")[3]
     assert "| no dropout (`mixout`, p = 0) | – | – | 70.0 ± 0.0 (6) | – |" in block
+    assert "![STS-B against the size](report/sizes_stsb.png)" in block  # the figure, drawn beside the README
+    from matplotlib.image import imread
+    assert imread(tmp_path / "report" / "sizes_stsb.png").std() > 0
 
 
 def test_the_controls_block_sets_each_control_beside_its_earlier_runs(tmp_path):

@@ -17,6 +17,7 @@ from scipy import stats
 
 from clipping import runs
 from stabilize.report import seeds_for_mean, seeds_for_spread, welch
+from stabilize.report.plots import line_styles
 
 ARMS = {"standard": "`standard`, the recipe", "longer": "`standard`, 800 steps (`longer`)",
         "reinit": "`reinit`", "llrd": "`llrd`", "no dropout": "no dropout (`mixout`, p = 0)",
@@ -129,8 +130,39 @@ def gain_table(found, sizes) -> list[str]:
                     "(`stabilize.report.seeds_for_mean`)."]
 
 
+def size_figure(found, sizes, path: Path, title: str, metric: str) -> None:
+    """Each arm's test scores against the training-set size (log axis): a dot a seed, the mean ±
+    std over the seeds joined across sizes. The backend is the caller's (summarize.py: Agg)."""
+    import matplotlib.pyplot as plt
+    arms = [k for k in ARMS if any((k, s) in found for s in sizes)]
+    styles = line_styles(arms)
+    fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    for i, key in enumerate(arms):
+        shift = 1.04 ** (i - (len(arms) - 1) / 2)  # the arms side by side at each size
+        at = [s for s in sizes if len(scores(found, (key, s)))]
+        for s in at:
+            x = scores(found, (key, s))
+            ax.scatter(np.full(len(x), s * shift), 100 * x, s=9, alpha=0.5, color=styles[key]["color"])
+        mean = [100 * scores(found, (key, s)).mean() for s in at]
+        std = [100 * scores(found, (key, s)).std(ddof=1) if len(scores(found, (key, s))) > 1 else 0 for s in at]
+        ax.errorbar([s * shift for s in at], mean, yerr=std, marker="o", capsize=3, label=ARMS[key].replace("`", ""),
+                    **styles[key])
+    ax.set_xscale("log")
+    ax.set_xticks(sizes, [f"{s:,}" for s in sizes], minor=False)
+    ax.minorticks_off()
+    ax.set_xlabel("training examples")
+    ax.set_ylabel(f"test {metric} × 100")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def sizes_block(folder: Path, rules: dict) -> str:
-    """Per task (`rules`: task -> (name, metric, (failed label, record -> bool)), dropout.task_rules)."""
+    """Per task (`rules`: task -> (name, metric, (failed label, record -> bool)), dropout.task_rules),
+    with its figure in report/sizes_<task>.png."""
     parts = []
     for task, (name, metric, (label, failed)) in rules.items():
         found = collect(folder, task)
@@ -139,10 +171,12 @@ def sizes_block(folder: Path, rules: dict) -> str:
         if sizes in ([], [1000]):
             parts.append(f"**{name}**: no run of the size sweep yet.")
             continue
+        figure = f"report/sizes_{task}.png"
+        size_figure(found, sizes, folder / figure, f"{name}: test {metric} against the training-set size", metric)
         parts.append(f"**{name}** ({new} of the {PLANNED[task]} planned runs of `sweep_sizes/` finished; test "
                      f"{metric} × 100: mean ± std over the seeds in; failed: {label})\n\n"
-                     + "\n".join([*size_table(found, sizes, failed), "", *spread_lines(found, sizes), "",
-                                  *gain_table(found, sizes)]))
+                     + "\n".join([*size_table(found, sizes, failed), "", f"![{name} against the size]({figure})", "",
+                                  *spread_lines(found, sizes), "", *gain_table(found, sizes)]))
     return "\n\n".join(parts)
 
 
