@@ -139,12 +139,11 @@ def size_figure(found, sizes, path: Path, title: str, metric: str) -> None:
     fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
     for i, key in enumerate(arms):
         shift = 1.04 ** (i - (len(arms) - 1) / 2)  # the arms side by side at each size
-        at = [s for s in sizes if len(scores(found, (key, s)))]
-        for s in at:
-            x = scores(found, (key, s))
+        at = {s: x for s in sizes if len(x := scores(found, (key, s)))}
+        for s, x in at.items():
             ax.scatter(np.full(len(x), s * shift), 100 * x, s=9, alpha=0.5, color=styles[key]["color"])
-        mean = [100 * scores(found, (key, s)).mean() for s in at]
-        std = [100 * scores(found, (key, s)).std(ddof=1) if len(scores(found, (key, s))) > 1 else 0 for s in at]
+        mean = [100 * x.mean() for x in at.values()]
+        std = [100 * x.std(ddof=1) if len(x) > 1 else 0 for x in at.values()]
         ax.errorbar([s * shift for s in at], mean, yerr=std, marker="o", capsize=3, label=ARMS[key].replace("`", ""),
                     **styles[key])
     ax.set_xscale("log")
