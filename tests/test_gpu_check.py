@@ -16,7 +16,7 @@ def test_the_script_parses():
     subprocess.run(["bash", "-n", str(SCRIPT)], check=True)
 
 
-@pytest.mark.slow  # 6 processes start torch: ~50 s on 2 cores beside a 2-run sweep
+@pytest.mark.slow  # 5 processes start torch: 64 s on 2 cores beside a 2-run sweep (measured)
 def test_every_part_runs_at_toy_size_on_the_cpu(tmp_path):
     out = tmp_path / "gpu-check.md"
     env = {**os.environ, "GPU_CHECK_DRY": "1", "GPU_CHECK_OUT": str(out), "PYTHONPATH": str(ROOT),
