@@ -17,7 +17,7 @@ from scipy import stats
 
 from clipping import runs
 from stabilize.report import seeds_for_mean, seeds_for_spread, welch
-from stabilize.report.plots import line_styles
+from stabilize.report.plots import legend_right, line_styles
 
 ARMS = {"standard": "`standard`, the recipe", "longer": "`standard`, 800 steps (`longer`)",
         "reinit": "`reinit`", "llrd": "`llrd`", "no dropout": "no dropout (`mixout`, p = 0)",
@@ -153,7 +153,7 @@ def size_figure(found, sizes, path: Path, title: str, metric: str) -> None:
     ax.set_ylabel(f"test {metric} × 100")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    legend_right(ax)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)

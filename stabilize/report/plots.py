@@ -70,7 +70,7 @@ def plot_scores(runs: pd.DataFrame, ax=None, title: str | None = None):
     metric = runs["metric"].dropna().iloc[0] if runs["metric"].notna().any() else "score"
     ax.set_ylabel(f"test {metric}")
     ax.grid(axis="y", alpha=0.3)
-    _legend(ax)
+    legend_right(ax)
     if title:
         ax.set_title(title)
     return ax
@@ -97,7 +97,7 @@ def plot_expected_max(table: pd.DataFrame, ax=None, title: str | None = None, me
         ax.set_xlim(1, len(table))
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3)
-    _legend(ax)
+    legend_right(ax)
     if title:
         ax.set_title(title)
     return ax
@@ -125,13 +125,13 @@ def plot_weight_change(wc: pd.DataFrame, ax=None, title: str | None = None):
     if len(positive) and positive.max() / positive.min() > 30:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    _legend(ax)
+    legend_right(ax)
     if title:
         ax.set_title(title)
     return ax
 
 
-def _legend(ax) -> None:
+def legend_right(ax) -> None:
     """Legend right of the axes, long method labels wrapped so the axes keep their width."""
     handles, labels = ax.get_legend_handles_labels()
     if handles:
