@@ -23,6 +23,15 @@ AFTER, BEFORE = "after_correction", "before_correction"
 EPS_PLACEMENTS = (AFTER, BEFORE)
 
 
+def closure_loss(closure):
+    """The first part of `step(closure)` in every torch optimizer: the closure's loss, with
+    gradients on (None without a closure)."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
 class TransformersAdamW(torch.optim.Optimizer):
     """`transformers.optimization.AdamW` as of 2019-2021: eps added before bias correction,
     decoupled weight decay after the step; `correct_bias=False` drops the correction."""
@@ -36,10 +45,7 @@ class TransformersAdamW(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = closure_loss(closure)
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             by_step: dict[int, list] = {}  # tensors that started later (gradual unfreezing) have fewer steps

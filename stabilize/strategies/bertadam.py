@@ -5,6 +5,7 @@ Without the correction the first steps are larger than Adam's by (1 - beta1) / s
 """
 import torch
 
+from stabilize.optimizers import closure_loss
 from stabilize.strategies.base import Strategy
 
 
@@ -22,10 +23,7 @@ class BertAdamOptimizer(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = closure_loss(closure)
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
