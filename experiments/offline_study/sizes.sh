@@ -11,28 +11,33 @@ set -uo pipefail
 cd "$(dirname "$0")"
 jobs=${1:-2}
 common=(experiment=offline_study hydra/launcher=joblib hydra.launcher.n_jobs="$jobs"
-        trainer.enable_progress_bar=false hydra.sweep.dir=sweep_sizes "seed=range(0,10)")
+        trainer.enable_progress_bar=false hydra.sweep.dir=sweep_sizes)
 status=0
-sweep() { ${SIZES_DRY:+echo} stabilize-train -m "${common[@]}" "$@" || status=1; }  # SIZES_DRY=1: print them
+sweep() {  # sweep SEEDS OVERRIDES...: one Hydra multirun; SIZES_DRY=1 prints them instead
+  local seeds=$1; shift
+  ${SIZES_DRY:+echo} stabilize-train -m "${common[@]}" "seed=range($seeds)" "$@" || status=1
+}
 stsb=(task=stsb data.train_size=100,300,3000)
 mrpc=(task=mrpc optim.max_epochs=5 data.train_size=100,300,2388)   # 2388: MRPC's largest balanced size
 mosbach=(method=mosbach optim.lr=2e-5 optim.max_epochs=20)        # its whole recipe, as in sweep/
 no_dropout=(method=mixout method.strategies.mixout.p=0.0)         # standard without dropout (section 3)
-# 1. STS-B: `standard` at the recipe (3 epochs) and at the fixed budget (`longer`: 800 steps)
-sweep "${stsb[@]}" method=standard,longer
+# 1. STS-B: `standard` at the recipe (3 epochs) and at the fixed budget (`longer`: 800 steps); its
+#    first 5 seeds, then the controls (short, each answering a question of its own), then the rest
+sweep 0,5 "${stsb[@]}" method=standard,longer
 # 2. the controls at 1,000 examples: LP-FT with the probe fitted as Kumar et al. fit it, on both
 #    tasks; mosbach with the papers' Adam (eps added before the bias correction) on STS-B
-sweep task=stsb data.train_size=1000 method=lpft
-sweep task=mrpc optim.max_epochs=5 data.train_size=1000 method=lpft
-sweep task=stsb data.train_size=1000 "${mosbach[@]}" optim.eps_placement=before_correction
+sweep 0,10 task=stsb data.train_size=1000 method=lpft
+sweep 0,10 task=mrpc optim.max_epochs=5 data.train_size=1000 method=lpft
+sweep 0,10 task=stsb data.train_size=1000 "${mosbach[@]}" optim.eps_placement=before_correction
+sweep 0,10 "${stsb[@]}" method=standard,longer       # 1, seeds 5-9
 # 3. STS-B: the methods that won at 1k, at the recipe, then mosbach's own recipe (20 epochs)
-sweep "${stsb[@]}" method=reinit,llrd,lpft
-sweep "${stsb[@]}" "${no_dropout[@]}"
-sweep "${stsb[@]}" "${mosbach[@]}"
+sweep 0,10 "${stsb[@]}" method=reinit,llrd,lpft
+sweep 0,10 "${stsb[@]}" "${no_dropout[@]}"
+sweep 0,10 "${stsb[@]}" "${mosbach[@]}"
 # 4. MRPC: `standard` and `longer` at every size (the end of the planned 40 hours)
-sweep "${mrpc[@]}" method=standard,longer
+sweep 0,10 "${mrpc[@]}" method=standard,longer
 # 5. MRPC: the methods (beyond the 40 hours: run where the cores allow)
-sweep "${mrpc[@]}" method=reinit,llrd,lpft
-sweep "${mrpc[@]}" "${no_dropout[@]}"
-sweep "${mrpc[@]}" "${mosbach[@]}"
+sweep 0,10 "${mrpc[@]}" method=reinit,llrd,lpft
+sweep 0,10 "${mrpc[@]}" "${no_dropout[@]}"
+sweep 0,10 "${mrpc[@]}" "${mosbach[@]}"
 exit $status
