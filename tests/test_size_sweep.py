@@ -46,7 +46,7 @@ def _size_run(root, folder, method, seed, size, test, **config):
     extra = {"optim": {"eps_placement": config.pop("eps", "after_correction")}}
     strategies = config.pop("strategies", {})
     run = write_run(root / folder, f"{method},{size},{seed},{test}", task="stsb", method=method, seed=seed,
-                    train_size=size, test=test, threshold=None, metric="spearman", extra_config=extra)
+                    train_size=size, test=test, threshold=None, metric="spearman", extra_config=extra, **config)
     record = json.loads((run / "results.json").read_text())
     record["config"]["method"]["strategies"] = strategies
     (run / "results.json").write_text(json.dumps(record))
@@ -86,10 +86,16 @@ def test_the_controls_block_sets_each_control_beside_its_earlier_runs(tmp_path):
     import sizes
     from dropout import task_rules
     for seed in range(3):
-        _size_run(tmp_path, "sweep", "lpft", seed, 1000, 0.80 + 0.01 * seed, strategies={"lpft": {}})
-        _size_run(tmp_path, "sweep_sizes", "lpft", seed, 1000, 0.70 + 0.01 * seed, strategies={"lpft": {"probe": "fit"}})
+        _size_run(tmp_path, "sweep", "lpft", seed, 1000, 0.80 + 0.01 * seed, strategies={"lpft": {}},
+                  probe_last_loss=5.0 + seed)
+        _size_run(tmp_path, "sweep_sizes", "lpft", seed, 1000, 0.70 + 0.01 * seed, strategies={"lpft": {"probe": "fit"}},
+                  probe_model="ridge", probe_init_loss=6.0, probe_train_loss=0.5 + 0.1 * seed, probe_val=0.7,
+                  probe_reg_name="alpha", probe_reg=[5.0, 5.0, 50.0][seed], probe_converged=None)
         _size_run(tmp_path, "sweep", "mosbach", seed, 1000, 0.81)
         _size_run(tmp_path, "sweep_sizes", "mosbach", seed, 1000, 0.82 + 0.01 * seed, eps="before_correction")
     block = sizes.controls_block(tmp_path, {"stsb": task_rules(0.5)["stsb"]})
     assert "| STS-B | `lpft`, fitted probe | `lpft`, gradient probe (`sweep/`) | 71.0 ± 1.0 (3) vs 81.0 ± 1.0 (3)" in block
     assert "| STS-B | `mosbach`, the papers' Adam | `mosbach`, torch's AdamW (`sweep/`) | 83.0 ± 1.0 (3) vs 81.0 ± 0.0 (3)" in block
+    assert ("- STS-B, the fitted probe (ridge, 3 runs; medians [min, max]): loss on the eval-mode training "
+            "features 6 (the random head) → 0.6 [0.5, 0.7]; validation Spearman 0.7; alpha 5 [5, 50]. The gradient "
+            "probe (`sweep/`, 3 runs) ended at a training-batch loss of 6 [5, 7] (dropout on).") in block

@@ -181,7 +181,8 @@ def sizes_block(folder: Path, rules: dict) -> str:
 
 def controls_block(folder: Path, rules: dict) -> str:
     """LP-FT's fitted probe against the gradient probe (both tasks), and mosbach with the papers'
-    Adam against torch's (STS-B), all at 1,000 examples: Welch's and Brown–Forsythe's p, α 0.05/2."""
+    Adam against torch's (STS-B), all at 1,000 examples: Welch's and Brown–Forsythe's p, α 0.05/2;
+    then the fitted probe's fit per task."""
     lines = ["| task | control | against | mean ± std (n) | Welch p | Brown–Forsythe p |", "|---|---|---|---|---|---|"]
     for task, (name, _, _) in rules.items():
         found = collect(folder, task)
@@ -194,4 +195,31 @@ def controls_block(folder: Path, rules: dict) -> str:
                 p = welch(x, y)[1] if min(len(x), len(y)) >= 2 else np.nan
                 q = stats.levene(x, y, center="median").pvalue if min(len(x), len(y)) >= 2 else np.nan
             lines.append(f"| {name} | {CONTROLS[new]} | {CONTROLS[old]} | {cell(x)} vs {cell(y)} | {p:.2g} | {q:.2g} |")
-    return "\n".join(lines) if len(lines) > 2 else "Not run yet."
+    if len(lines) == 2:
+        return "Not run yet."
+    return "\n".join([*lines, "", *(line for task, (name, metric, _) in rules.items()
+                                   for line in probe_lines(collect(folder, task), name, metric))])
+
+
+def probe_lines(found, name: str, metric: str) -> list[str]:
+    """The fitted probe's `probe_*` keys (lpft's results) over its runs at 1k, beside the gradient
+    probe's last training-batch loss: medians over the seeds, [min, max] where they differ."""
+    fitted, gradient = found.get(("lpft", 1000), []), found.get(("lpft (gradient probe)", 1000), [])
+    if not fitted:
+        return []
+
+    def median(records, key, digits=3):
+        x = np.array([r[key] for r in records], dtype=float)
+        low, high = f"{x.min():.{digits}g}", f"{x.max():.{digits}g}"
+        return f"{np.median(x):.{digits}g}" + ("" if low == high else f" [{low}, {high}]")
+    first = fitted[0]
+    converged = [r["probe_converged"] for r in fitted if r["probe_converged"] is not None]
+    text = (f"- {name}, the fitted probe ({first['probe_model']}, {len(fitted)} runs; medians [min, max]): "
+            f"loss on the eval-mode training features {median(fitted, 'probe_init_loss')} (the random head) → "
+            f"{median(fitted, 'probe_train_loss')}; validation {metric} {median(fitted, 'probe_val')}; "
+            f"{first['probe_reg_name']} {median(fitted, 'probe_reg', 2)}")
+    text += f"; converged: {sum(converged)} of {len(converged)}" if converged else ""
+    if gradient:
+        text += (f". The gradient probe (`sweep/`, {len(gradient)} runs) ended at a training-batch loss of "
+                 f"{median(gradient, 'probe_last_loss')} (dropout on)")
+    return [text + "."]
