@@ -184,8 +184,10 @@ def controls_block(folder: Path, rules: dict) -> str:
     Adam against torch's (STS-B), all at 1,000 examples: Welch's and Brown–Forsythe's p, α 0.05/2;
     then the fitted probe's fit per task."""
     lines = ["| task | control | against | mean ± std (n) | Welch p | Brown–Forsythe p |", "|---|---|---|---|---|---|"]
-    for task, (name, _, _) in rules.items():
+    probes = []
+    for task, (name, metric, _) in rules.items():
         found = collect(folder, task)
+        probes += probe_lines(found, name, metric)
         for new, old in (("lpft", "lpft (gradient probe)"), ("mosbach (papers' Adam)", "mosbach")):
             x, y = scores(found, (new, 1000)), scores(found, (old, 1000))
             if not len(x):
@@ -195,10 +197,7 @@ def controls_block(folder: Path, rules: dict) -> str:
                 p = welch(x, y)[1] if min(len(x), len(y)) >= 2 else np.nan
                 q = stats.levene(x, y, center="median").pvalue if min(len(x), len(y)) >= 2 else np.nan
             lines.append(f"| {name} | {CONTROLS[new]} | {CONTROLS[old]} | {cell(x)} vs {cell(y)} | {p:.2g} | {q:.2g} |")
-    if len(lines) == 2:
-        return "Not run yet."
-    return "\n".join([*lines, "", *(line for task, (name, metric, _) in rules.items()
-                                   for line in probe_lines(collect(folder, task), name, metric))])
+    return "\n".join([*lines, "", *probes]) if len(lines) > 2 else "Not run yet."
 
 
 def probe_lines(found, name: str, metric: str) -> list[str]:
