@@ -82,15 +82,21 @@ def test_the_size_block_reads_sizes_spread_and_gains(tmp_path):
     assert imread(tmp_path / "report" / "sizes_stsb.png").std() > 0
 
 
+def _moved(x: float) -> dict:
+    """A weight_change.json whose encoder layers moved x on average; embeddings and head far more."""
+    return {"layers": ["embeddings", "layer.0", "layer.1", "head"], "l2": [9.0, x - 0.1, x + 0.1, 9.0]}
+
+
 def test_the_controls_block_sets_each_control_beside_its_earlier_runs(tmp_path):
     import sizes
     from dropout import task_rules
     for seed in range(3):
         _size_run(tmp_path, "sweep", "lpft", seed, 1000, 0.80 + 0.01 * seed, strategies={"lpft": {}},
-                  probe_last_loss=5.0 + seed)
+                  probe_last_loss=5.0 + seed, weight_change=_moved(0.9))
         _size_run(tmp_path, "sweep_sizes", "lpft", seed, 1000, 0.70 + 0.01 * seed, strategies={"lpft": {"probe": "fit"}},
                   probe_model="ridge", probe_init_loss=6.0, probe_train_loss=0.5 + 0.1 * seed, probe_val=0.7,
-                  probe_reg_name="alpha", probe_reg=[5.0, 5.0, 50.0][seed], probe_converged=None)
+                  probe_reg_name="alpha", probe_reg=[5.0, 5.0, 50.0][seed], probe_converged=None,
+                  weight_change=_moved(0.5 + 0.1 * seed))
         _size_run(tmp_path, "sweep", "mosbach", seed, 1000, 0.81)
         _size_run(tmp_path, "sweep_sizes", "mosbach", seed, 1000, 0.82 + 0.01 * seed, eps="before_correction")
     block = sizes.controls_block(tmp_path, {"stsb": task_rules(0.5)["stsb"]})
@@ -98,4 +104,6 @@ def test_the_controls_block_sets_each_control_beside_its_earlier_runs(tmp_path):
     assert "| STS-B | `mosbach`, the papers' Adam | `mosbach`, torch's AdamW (`sweep/`) | 83.0 ± 1.0 (3) vs 81.0 ± 0.0 (3)" in block
     assert ("- STS-B, the fitted probe (ridge, 3 runs; medians [min, max]): loss on the eval-mode training "
             "features 6 (the random head) → 0.6 [0.5, 0.7]; validation Spearman 0.7; alpha 5 [5, 50]. The gradient "
-            "probe (`sweep/`, 3 runs) ended at a training-batch loss of 6 [5, 7] (dropout on).") in block
+            "probe (`sweep/`, 3 runs) ended at a training-batch loss of 6 [5, 7] (dropout on). The encoder's weight "
+            "change (L2 distance from the pretrained weights, mean over its layers; median over the runs): fitted "
+            "probe 0.60, gradient probe 0.90.") in block  # embeddings and head are not the encoder's layers

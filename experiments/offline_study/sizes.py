@@ -9,6 +9,7 @@ points are the study's runs (`sweep/`, `diagnosis/`), the rest are in `sweep_siz
 controls at 1k (LP-FT's fitted probe; mosbach with the papers' Adam). `summarize.py` calls
 `sizes_block` and `controls_block`.
 """
+import json
 import warnings
 from pathlib import Path
 
@@ -46,13 +47,14 @@ def arm(record: dict) -> str | None:
 
 def collect(folder: Path, task: str) -> dict[tuple[str, int], list[dict]]:
     """(arm, size) -> the finished runs, from every folder of the study; `sweep/` and `diagnosis/`
-    hold 1,000-example runs only, and of `diagnosis/` only the no-dropout runs are an arm."""
+    hold 1,000-example runs only, and of `diagnosis/` only the no-dropout runs are an arm; each
+    record gains its folder (`run_dir`)."""
     found: dict[tuple[str, int], list[dict]] = {}
     for name in FOLDERS:
-        for _, record in runs(folder / name, task):
+        for run_dir, record in runs(folder / name, task):
             key = arm(record)
             if key is not None and record["test"] is not None and (name != "diagnosis" or key == "no dropout"):
-                found.setdefault((key, int(record["train_size"])), []).append(record)
+                found.setdefault((key, int(record["train_size"])), []).append({**record, "run_dir": run_dir})
     return found
 
 
@@ -202,7 +204,8 @@ def controls_block(folder: Path, rules: dict) -> str:
 
 def probe_lines(found, name: str, metric: str) -> list[str]:
     """The fitted probe's `probe_*` keys (lpft's results) over its runs at 1k, beside the gradient
-    probe's last training-batch loss: medians over the seeds, [min, max] where they differ."""
+    probe's last training-batch loss, and how far each moved the encoder against `standard`:
+    medians over the seeds, [min, max] where they differ."""
     fitted, gradient = found.get(("lpft", 1000), []), found.get(("lpft (gradient probe)", 1000), [])
     if not fitted:
         return []
@@ -221,4 +224,17 @@ def probe_lines(found, name: str, metric: str) -> list[str]:
     if gradient:
         text += (f". The gradient probe (`sweep/`, {len(gradient)} runs) ended at a training-batch loss of "
                  f"{median(gradient, 'probe_last_loss')} (dropout on)")
-    return [text + "."]
+    moved = {label: encoder_change(found.get((key, 1000), [])) for label, key in
+             (("fitted probe", "lpft"), ("gradient probe", "lpft (gradient probe)"), ("`standard`", "standard"))}
+    moved = [f"{label} {np.median(x):.2f}" for label, x in moved.items() if len(x)]
+    return [text + ". The encoder's weight change (L2 distance from the pretrained weights, mean over its "
+            f"layers; median over the runs): {', '.join(moved)}."]
+
+
+def encoder_change(records) -> np.ndarray:
+    """Per run, the mean over the encoder's layers (`layer.*` of weight_change.json) of the L2
+    distance they moved in training; runs without the file are left out."""
+    files = [r["run_dir"] / "weight_change.json" for r in records]
+    changes = [json.loads(f.read_text()) for f in files if f.is_file()]
+    return np.array([np.mean([d for name, d in zip(c["layers"], c["l2"]) if name.startswith("layer.")])
+                     for c in changes])
