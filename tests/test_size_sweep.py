@@ -49,6 +49,7 @@ def _size_run(root, folder, method, seed, size, test, **config):
                     train_size=size, test=test, threshold=None, metric="spearman", extra_config=extra, **config)
     record = json.loads((run / "results.json").read_text())
     record["config"]["method"]["strategies"] = strategies
+    record["config"]["task"]["select_metric"] = "spearman"
     (run / "results.json").write_text(json.dumps(record))
 
 
@@ -97,13 +98,13 @@ def test_the_controls_block_sets_each_control_beside_its_earlier_runs(tmp_path):
                   probe_model="ridge", probe_init_loss=6.0, probe_train_loss=0.5 + 0.1 * seed, probe_val=0.7,
                   probe_reg_name="alpha", probe_reg=[5.0, 5.0, 50.0][seed], probe_converged=None,
                   weight_change=_moved(0.5 + 0.1 * seed))
-        _size_run(tmp_path, "sweep", "mosbach", seed, 1000, 0.81)
+        _size_run(tmp_path, "sweep", "mosbach", seed, 1000, 0.45 if seed == 0 else 0.81)  # failed: below 0.5
         _size_run(tmp_path, "sweep_sizes", "mosbach", seed, 1000, 0.82 + 0.01 * seed, eps="before_correction")
     block = sizes.controls_block(tmp_path, {"stsb": task_rules(0.5)["stsb"]})
     assert "| STS-B | `lpft`, fitted probe | `lpft`, gradient probe (`sweep/`) | 71.0 ± 1.0 (3) vs 81.0 ± 1.0 (3)" in block
-    assert "| STS-B | `mosbach`, the papers' Adam | `mosbach`, torch's AdamW (`sweep/`) | 83.0 ± 1.0 (3) vs 81.0 ± 0.0 (3)" in block
+    assert "| STS-B | `mosbach`, the papers' Adam | `mosbach`, torch's AdamW (`sweep/`) | 83.0 ± 1.0 (3) vs 69.0 ± 20.8 (3, 1 failed)" in block
     assert ("- STS-B, the fitted probe (ridge, 3 runs; medians [min, max]): loss on the eval-mode training "
-            "features 6 (the random head) → 0.6 [0.5, 0.7]; validation Spearman 0.7; alpha 5 [5, 50]. The gradient "
+            "features 6 (the random head) → 0.6 [0.5, 0.7]; validation spearman 0.7; alpha 5 [5, 50]. The gradient "
             "probe (`sweep/`, 3 runs) ended at a training-batch loss of 6 [5, 7] (dropout on). The encoder's weight "
             "change (L2 distance from the pretrained weights, mean over its layers; median over the runs): fitted "
             "probe 0.60, gradient probe 0.90.") in block  # embeddings and head are not the encoder's layers

@@ -183,13 +183,13 @@ def sizes_block(folder: Path, rules: dict) -> str:
 
 def controls_block(folder: Path, rules: dict) -> str:
     """LP-FT's fitted probe against the gradient probe (both tasks), and mosbach with the papers'
-    Adam against torch's (STS-B), all at 1,000 examples: Welch's and Brown–Forsythe's p, α 0.05/2;
-    then the fitted probe's fit per task."""
+    Adam against torch's (STS-B), all at 1,000 examples, with their failed runs: Welch's and
+    Brown–Forsythe's p, α 0.05/2; then the fitted probe's fit per task."""
     lines = ["| task | control | against | mean ± std (n) | Welch p | Brown–Forsythe p |", "|---|---|---|---|---|---|"]
     probes = []
-    for task, (name, metric, _) in rules.items():
+    for task, (name, _, (_, failed)) in rules.items():
         found = collect(folder, task)
-        probes += probe_lines(found, name, metric)
+        probes += probe_lines(found, name)
         for new, old in (("lpft", "lpft (gradient probe)"), ("mosbach (papers' Adam)", "mosbach")):
             x, y = scores(found, (new, 1000)), scores(found, (old, 1000))
             if not len(x):
@@ -198,11 +198,13 @@ def controls_block(folder: Path, rules: dict) -> str:
                 warnings.simplefilter("ignore")
                 p = welch(x, y)[1] if min(len(x), len(y)) >= 2 else np.nan
                 q = stats.levene(x, y, center="median").pvalue if min(len(x), len(y)) >= 2 else np.nan
-            lines.append(f"| {name} | {CONTROLS[new]} | {CONTROLS[old]} | {cell(x)} vs {cell(y)} | {p:.2g} | {q:.2g} |")
+            fails = [sum(map(failed, found.get((key, 1000), []))) for key in (new, old)]
+            lines.append(f"| {name} | {CONTROLS[new]} | {CONTROLS[old]} | {cell(x, fails[0])} vs {cell(y, fails[1])} "
+                         f"| {p:.2g} | {q:.2g} |")
     return "\n".join([*lines, "", *probes]) if len(lines) > 2 else "Not run yet."
 
 
-def probe_lines(found, name: str, metric: str) -> list[str]:
+def probe_lines(found, name: str) -> list[str]:
     """The fitted probe's `probe_*` keys (lpft's results) over its runs at 1k, beside the gradient
     probe's last training-batch loss, and how far each moved the encoder against `standard`:
     medians over the seeds, [min, max] where they differ."""
@@ -218,7 +220,8 @@ def probe_lines(found, name: str, metric: str) -> list[str]:
     converged = [r["probe_converged"] for r in fitted if r["probe_converged"] is not None]
     text = (f"- {name}, the fitted probe ({first['probe_model']}, {len(fitted)} runs; medians [min, max]): "
             f"loss on the eval-mode training features {median(fitted, 'probe_init_loss')} (the random head) → "
-            f"{median(fitted, 'probe_train_loss')}; validation {metric} {median(fitted, 'probe_val')}; "
+            f"{median(fitted, 'probe_train_loss')}; validation {first['config']['task']['select_metric']} "
+            f"{median(fitted, 'probe_val')}; "
             f"{first['probe_reg_name']} {median(fitted, 'probe_reg', 2)}")
     text += f"; converged: {sum(converged)} of {len(converged)}" if converged else ""
     if gradient:
