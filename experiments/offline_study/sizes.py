@@ -19,6 +19,7 @@ from scipy import stats
 from clipping import runs
 from stabilize.report import seeds_for_mean, seeds_for_spread, welch
 from stabilize.report.plots import legend_right, line_styles
+from stabilize.results import WEIGHT_CHANGE
 
 ARMS = {"standard": "`standard`, the recipe", "longer": "`standard`, 800 steps (`longer`)",
         "reinit": "`reinit`", "llrd": "`llrd`", "no dropout": "no dropout (`mixout`, p = 0)",
@@ -227,9 +228,9 @@ def probe_lines(found, name: str) -> list[str]:
     if gradient:
         text += (f". The gradient probe (`sweep/`, {len(gradient)} runs) ended at a training-batch loss of "
                  f"{median(gradient, 'probe_last_loss')} (dropout on)")
-    moved = {label: encoder_change(found.get((key, 1000), [])) for label, key in
-             (("fitted probe", "lpft"), ("gradient probe", "lpft (gradient probe)"), ("`standard`", "standard"))}
-    moved = [f"{label} {np.median(x):.2f}" for label, x in moved.items() if len(x)]
+    changes = ((label, encoder_change(found.get((key, 1000), []))) for label, key in
+               (("fitted probe", "lpft"), ("gradient probe", "lpft (gradient probe)"), ("`standard`", "standard")))
+    moved = [f"{label} {np.median(x):.2f}" for label, x in changes if len(x)]
     return [text + ". The encoder's weight change (L2 distance from the pretrained weights, mean over its "
             f"layers; median over the runs): {', '.join(moved)}."]
 
@@ -237,7 +238,7 @@ def probe_lines(found, name: str) -> list[str]:
 def encoder_change(records) -> np.ndarray:
     """Per run, the mean over the encoder's layers (`layer.*` of weight_change.json) of the L2
     distance they moved in training; runs without the file are left out."""
-    files = [r["run_dir"] / "weight_change.json" for r in records]
+    files = [r["run_dir"] / WEIGHT_CHANGE for r in records]
     changes = [json.loads(f.read_text()) for f in files if f.is_file()]
     return np.array([np.mean([d for name, d in zip(c["layers"], c["l2"]) if name.startswith("layer.")])
                      for c in changes])
