@@ -15,6 +15,9 @@ VARIANTS = [
     ("progress_bar", ["trainer.enable_progress_bar=true"], None),
     # the methods after the seeds (README); the session's batch size, length and evaluation apply
     ("mosbach", ["method=mosbach", "eval.per_epoch=null"], None),
+    # mosbach with the papers' AdamW (eps before the bias correction, stabilize/optimizers.py)
+    ("mosbach_papers_adam",
+     ["method=mosbach", "eval.per_epoch=null", "optim.eps_placement=before_correction"], None),
     ("noisytune", ["method=noisytune"], None),
     ("childtuning_f", ["method=childtuning_f"], None),
     ("childtuning_d", ["method=childtuning_d"], None),
