@@ -22,14 +22,16 @@ mrpc=(task=mrpc optim.max_epochs=5 data.train_size=100,300,2388)   # 2388: MRPC'
 mosbach=(method=mosbach optim.lr=2e-5 optim.max_epochs=20)        # its whole recipe, as in sweep/
 no_dropout=(method=mixout method.strategies.mixout.p=0.0)         # standard without dropout (section 3)
 # 1. STS-B: `standard` at the recipe (3 epochs) and at the fixed budget (`longer`: 800 steps); its
-#    first 5 seeds, then the controls (short, each answering a question of its own), then the rest
+#    first 5 seeds, then the controls (short, each answering a question of its own), then the rest:
+#    `standard`'s seeds before `longer`'s, so that a cut sweep holds every size for `standard`
 sweep 0,5 "${stsb[@]}" method=standard,longer
 # 2. the controls at 1,000 examples: LP-FT with the probe fitted as Kumar et al. fit it, on both
 #    tasks; mosbach with the papers' Adam (eps added before the bias correction) on STS-B
 sweep 0,10 task=stsb data.train_size=1000 method=lpft
 sweep 0,10 task=mrpc optim.max_epochs=5 data.train_size=1000 method=lpft
 sweep 0,10 task=stsb data.train_size=1000 "${mosbach[@]}" optim.eps_placement=before_correction
-sweep 0,10 "${stsb[@]}" method=standard,longer       # 1, seeds 5-9
+sweep 0,10 "${stsb[@]}" method=standard             # 1, seeds 5-9: `standard` first (short),
+sweep 0,10 "${stsb[@]}" method=longer               #    then `longer`
 # 3. STS-B: the methods that won at 1k, at the recipe, then mosbach's own recipe (20 epochs)
 sweep 0,10 "${stsb[@]}" method=reinit,llrd,lpft
 sweep 0,10 "${stsb[@]}" "${no_dropout[@]}"
