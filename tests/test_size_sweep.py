@@ -21,14 +21,16 @@ sys.path.insert(0, str(STUDY))  # sizes.py imports clipping.py beside it, as `py
 
 
 def _sizes_sh_commands():
-    """Each launch of sizes.sh as its overrides (printed with SIZES_DRY=1), the runtime ones left out."""
+    """Each launch of sizes.sh as its overrides (printed with SIZES_DRY=1), the runtime ones and the
+    seeds left out, each once (a launch of other seeds composes the same configs)."""
     out = subprocess.run(["bash", str(STUDY / "sizes.sh")], env={**os.environ, "SIZES_DRY": "1"},
                          capture_output=True, text=True, check=True).stdout
-    for line in out.splitlines():
-        yield [a for a in line.split()[2:] if "=" in a and not a.startswith(("hydra", "seed=", "trainer."))]
+    launches = (tuple(a for a in line.split()[2:] if "=" in a and not a.startswith(("hydra", "seed=", "trainer.")))
+                for line in out.splitlines())
+    return [list(args) for args in dict.fromkeys(launches)]
 
 
-@pytest.mark.parametrize("args", list(_sizes_sh_commands()), ids=" ".join)
+@pytest.mark.parametrize("args", _sizes_sh_commands(), ids=" ".join)
 def test_every_run_of_sizes_sh_composes_and_validates(tmp_path, args):
     sweeps = [[f"{a.split('=')[0]}={v}" for v in a.split("=", 1)[1].split(",")] for a in args]
     for overrides in itertools.product(*sweeps):
