@@ -1,5 +1,6 @@
 """experiments/offline_study, its size sweep (section 6) and controls (section 7): every launch of
-sizes.sh composed and validated, and sizes.py's blocks read from hand-written runs."""
+sizes.sh composed and validated, sizes.py's blocks read from hand-written runs, and the README's
+reading of the finished phase 1 against its committed runs."""
 import itertools
 import json
 import os
@@ -110,3 +111,33 @@ def test_the_controls_block_sets_each_control_beside_its_earlier_runs(tmp_path):
             "probe (`sweep/`, 3 runs) ended at a training-batch loss of 6 [5, 7] (dropout on). The encoder's weight "
             "change (L2 distance from the pretrained weights, mean over its layers; median over the runs): fitted "
             "probe 0.60, gradient probe 0.90.") in block  # embeddings and head are not the encoder's layers
+
+
+def test_phase_1s_reading_quotes_its_committed_runs():
+    """Section 6's reading of phase 1 (finished) and the top README quote the means, spreads,
+    failed runs and Brown–Forsythe p of the committed runs, and the gap each size's budget closes."""
+    import sizes
+    found, sizes_ = sizes.collect(STUDY, "stsb"), (100, 300, 1000, 3000)
+    assert all(len(found[(k, s)]) == 10 for k in ("standard", "longer") for s in sizes_)
+    mean, std = ({(k, s): f"{100 * f(sizes.scores(found, (k, s))):.1f}" for k in ("standard", "longer") for s in sizes_}
+                 for f in (np.mean, lambda x: x.std(ddof=1)))
+    p = {k: sizes.stats.levene(*(sizes.scores(found, (k, s)) for s in sizes_), center="median").pvalue
+         for k in ("standard", "longer")}
+    failed = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"][
+        sum(r["test"] < 0.5 for r in found[("longer", 100)])]
+    spread = "{}, {}, {} and {} at 3,000, 1,000, 300 and 100 examples".format(*(std[("longer", s)] for s in sizes_[::-1]))
+    text = STUDY.joinpath("README.md").read_text()
+    reading = " ".join(text[text.index("Phase 1 (`standard` at the recipe"):text.index("## 7.")].split())
+    for quote in (f"means {mean['standard', 100]} and {mean['standard', 300]} at 100 and 300 examples",
+                  f"{mean['standard', 3000]} at 3,000 examples and 282 steps",
+                  "deviation is {}, {}, {} and {} at 100, 300, 1,000 and 3,000".format(*(std["standard", s] for s in sizes_)),
+                  f"p {p['standard']:.2g}, significant", f"p {p['longer']:.2g}, below", spread,
+                  f"(100 examples: {mean['longer', 100]}, {failed} of the ten runs failed; 300: {mean['longer', 300]})",
+                  f"(1,000: {mean['longer', 1000]}; 3,000: {mean['longer', 3000]})"):
+        assert quote in reading, quote
+    closed = {s: (float(mean["longer", s]) - float(mean["standard", s]))
+              / (float(mean["longer", 3000]) - float(mean["standard", s])) for s in (100, 300)}
+    assert 0.4 < closed[100] < 0.5 and 0.7 < closed[300] < 0.8
+    assert "almost half of it at 100, three quarters at 300" in reading
+    top = " ".join(ROOT.joinpath("README.md").read_text().split())
+    assert f"std {spread}, 10 seeds a size; Brown–Forsythe p {p['longer']:.2g})" in top
