@@ -125,7 +125,7 @@ def test_phase_1s_reading_quotes_its_committed_runs():
          for k in ("standard", "longer")}
     failed = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"][
         sum(r["test"] < 0.5 for r in found[("longer", 100)])]
-    spread = "{}, {}, {} and {} at 3,000, 1,000, 300 and 100 examples".format(*(std[("longer", s)] for s in sizes_[::-1]))
+    spread = "{}, {}, {} and {} at 3,000, 1,000, 300 and 100 examples".format(*(std["longer", s] for s in sizes_[::-1]))
     text = STUDY.joinpath("README.md").read_text()
     reading = " ".join(text[text.index("Phase 1 (`standard` at the recipe"):text.index("## 7.")].split())
     for quote in (f"means {mean['standard', 100]} and {mean['standard', 300]} at 100 and 300 examples",
