@@ -143,3 +143,50 @@ def test_phase_1s_reading_quotes_its_committed_runs():
     assert "almost half of it at 100, three quarters at 300" in reading
     top = " ".join(ROOT.joinpath("README.md").read_text().split())
     assert f"std {spread}, 10 seeds a size; Brown–Forsythe p {p['longer']})" in top
+
+
+def test_phase_3s_first_reading_quotes_seeds_0_to_4():
+    """Section 6's first reading of phase 3 (seeds 0-4 of four methods at 100, 300 and 3,000
+    examples, against `standard`'s 10) and the top README quote the gains, Welch p and failed
+    runs of those seeds; later seeds leave it as it is."""
+    import sizes
+    from dropout import task_rules
+    from summarize import STSB_LEARNS
+    named = {"reinit": "`reinit`", "llrd": "`llrd`", "lpft": "`lpft`", "no dropout": "no dropout"}
+    all_sizes, new = (100, 300, 1000, 3000), (100, 300, 3000)
+    found = {k: [r for r in runs if k[1] not in new or k[0] in ("standard", "longer") or r["seed"] < 5]
+             for k, runs in sizes.collect(STUDY, "stsb").items()}
+    assert all(len(found[(m, s)]) == 5 for m in named for s in new)
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in sizes.gain_table(found, all_sizes)
+            if line.startswith("| ")}  # the block's own table: gain, Welch p
+    gain, p = ({(m, s): re.match(r"(\S+) \(p (\S+?)[ ;]", rows[sizes.ARMS[m]][i]).group(g)
+                for m in named for i, s in enumerate(all_sizes)} for g in (1, 2))
+    failed = task_rules(STSB_LEARNS)["stsb"][2][1]
+    learned = [(m, s, r) for m in named for s in (100, 300) for r in found[(m, s)] if not failed(r)]
+    assert [(m, s, r["seed"]) for m, s, r in learned] == [("reinit", 300, 0)]
+    mean = lambda k, s: 100 * sizes.scores(found, (k, s)).mean()  # noqa: E731
+    longer = {s: f"+{mean('longer', s) - mean('standard', s):.1f}" for s in (100, 300)}
+    at_3000 = max(abs(float(gain[m, 3000])) for m in named)
+    at_1000 = sorted(float(gain[m, 1000]) for m in named)
+    text = STUDY.joinpath("README.md").read_text()
+    start = text.index("Phase 3 (the methods")
+    reading = " ".join(text[start:text.index("\n\n", start)].split())
+    quotes = [f"`standard`'s {mean('standard', 3000):.1f} by more than {at_3000:.1f}",
+              f"`longer`'s {mean('longer', 3000):.1f} at 800 steps", "the one significant at α 0.05/4",
+              f"the gains are section 3's, {at_1000[0]:+.1f} to {at_1000[-1]:+.1f}",
+              f"(`reinit`'s seed 0, {100 * learned[0][2]['test']:.1f})", f"against {longer[100]} and {longer[300]}",
+              "peak at 300 examples (`reinit`, `lpft`) or 1,000 (`llrd`, no dropout)"]
+    quotes += [f"{sizes.ARMS[m]} {gain[m, 3000]}, p {p[m, 3000]}" for m in named]
+    quotes += [f"{named[m]} {gain[m, 100]} and {gain[m, 300]} (p {p[m, 100]} and {p[m, 300]})" for m in named]
+    for quote in quotes:
+        assert quote in reading, quote
+    assert [m for m in named if float(p[m, 3000]) < sizes.ALPHA / len(named)] == ["no dropout"]
+    assert mean("no dropout", 3000) > mean("longer", 3000)
+    peak = {m: max((100, 300, 1000), key=lambda s: float(gain[m, s])) for m in named}
+    assert peak == {"reinit": 300, "llrd": 1000, "lpft": 300, "no dropout": 1000}
+    best = max((gain[m, s] for m in named for s in (100, 300)), key=float)
+    assert best == gain["lpft", 300]
+    top = " ".join(ROOT.joinpath("README.md").read_text().split())
+    for quote in (f"none moves `standard` by more than {at_3000:.1f} at 3,000 examples",
+                  f"(at most {best}, `lpft` at 300) stay below 800 steps' ({longer[100]} and {longer[300]})"):
+        assert quote in top, quote
