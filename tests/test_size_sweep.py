@@ -173,7 +173,7 @@ def test_phase_3s_first_reading_quotes_seeds_0_to_4():
     reading = " ".join(text[start:text.index("\n\n", start)].split())
     quotes = [f"`standard`'s {mean('standard', 3000):.1f} by more than {at_3000:.1f}",
               f"`longer`'s {mean('longer', 3000):.1f} at 800 steps", "the one significant at α 0.05/4",
-              f"the gains are section 3's, {at_1000[0]:+.1f} to {at_1000[-1]:+.1f}",
+              f"the gains are those of sections 3 and 7, {at_1000[0]:+.1f} to {at_1000[-1]:+.1f}",
               f"(`reinit`'s seed 0, {100 * learned[0][2]['test']:.1f})", f"against {longer[100]} and {longer[300]}",
               "peak at 300 examples (`reinit`, `lpft`) or 1,000 (`llrd`, no dropout)"]
     quotes += [f"{sizes.ARMS[m]} {gain[m, 3000]}, p {p[m, 3000]}" for m in named]
