@@ -1,6 +1,6 @@
 """experiments/offline_study, its size sweep (section 6) and controls (section 7): every launch of
 sizes.sh composed and validated, sizes.py's blocks read from hand-written runs, and the README's
-reading of the finished phase 1 against its committed runs."""
+readings of the finished phase 1 and of phase 3's seeds 0-4 against their committed runs."""
 import itertools
 import json
 import os
