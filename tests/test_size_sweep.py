@@ -113,12 +113,23 @@ def test_the_controls_block_sets_each_control_beside_its_earlier_runs(tmp_path):
             "probe 0.60, gradient probe 0.90.") in block  # embeddings and head are not the encoder's layers
 
 
+def _paragraph(text: str, opening: str) -> str:
+    """The paragraph of `text` that starts with `opening`, on one line."""
+    start = text.index(opening)
+    return " ".join(text[start:text.index("\n\n", start)].split())
+
+
+def _failed(record: dict) -> bool:
+    """A failed STS-B run, by the rule the size block itself applies (summarize.py's)."""
+    from dropout import task_rules
+    from summarize import STSB_LEARNS
+    return task_rules(STSB_LEARNS)["stsb"][2][1](record)
+
+
 def test_phase_1s_reading_quotes_its_committed_runs():
     """Section 6's reading of phase 1 (finished) and the top README quote the means, spreads,
     failed runs and Brown–Forsythe p of the committed runs, and the gap each size's budget closes."""
     import sizes
-    from dropout import task_rules
-    from summarize import STSB_LEARNS
     found, sizes_ = sizes.collect(STUDY, "stsb"), (100, 300, 1000, 3000)
     assert all(len(found[(k, s)]) == 10 for k in ("standard", "longer") for s in sizes_)
     mean, std = ({(k, s): f"{100 * f(sizes.scores(found, (k, s))):.1f}" for k in ("standard", "longer") for s in sizes_}
@@ -126,10 +137,9 @@ def test_phase_1s_reading_quotes_its_committed_runs():
     p = dict(zip(("standard", "longer"), (re.search(r"p (\S+) \(", line).group(1)
                                           for line in sizes.spread_lines(found, sizes_))))  # the block's test
     failed = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"][
-        sum(map(task_rules(STSB_LEARNS)["stsb"][2][1], found["longer", 100]))]
+        sum(map(_failed, found["longer", 100]))]
     spread = "{}, {}, {} and {} at 3,000, 1,000, 300 and 100 examples".format(*(std["longer", s] for s in sizes_[::-1]))
-    text = STUDY.joinpath("README.md").read_text()
-    reading = " ".join(text[text.index("Phase 1 (`standard` at the recipe"):text.index("## 7.")].split())
+    reading = _paragraph(STUDY.joinpath("README.md").read_text(), "Phase 1 (`standard` at the recipe")
     for quote in (f"means {mean['standard', 100]} and {mean['standard', 300]} at 100 and 300 examples",
                   f"{mean['standard', 3000]} at 3,000 examples and 282 steps",
                   "deviation is {}, {}, {} and {} at 100, 300, 1,000 and 3,000".format(*(std["standard", s] for s in sizes_)),
@@ -150,8 +160,6 @@ def test_phase_3s_first_reading_quotes_seeds_0_to_4():
     examples, against `standard`'s 10) and the top README quote the gains, Welch p and failed
     runs of those seeds; later seeds leave it as it is."""
     import sizes
-    from dropout import task_rules
-    from summarize import STSB_LEARNS
     named = {"reinit": "`reinit`", "llrd": "`llrd`", "lpft": "`lpft`", "no dropout": "no dropout"}
     all_sizes, new = (100, 300, 1000, 3000), (100, 300, 3000)
     found = {k: [r for r in runs if k[1] not in new or k[0] in ("standard", "longer") or r["seed"] < 5]
@@ -161,16 +169,13 @@ def test_phase_3s_first_reading_quotes_seeds_0_to_4():
             if line.startswith("| ")}  # the block's own table: gain, Welch p
     gain, p = ({(m, s): re.match(r"(\S+) \(p (\S+?)[ ;]", rows[sizes.ARMS[m]][i]).group(g)
                 for m in named for i, s in enumerate(all_sizes)} for g in (1, 2))
-    failed = task_rules(STSB_LEARNS)["stsb"][2][1]
-    learned = [(m, s, r) for m in named for s in (100, 300) for r in found[(m, s)] if not failed(r)]
+    learned = [(m, s, r) for m in named for s in (100, 300) for r in found[(m, s)] if not _failed(r)]
     assert [(m, s, r["seed"]) for m, s, r in learned] == [("reinit", 300, 0)]
     mean = lambda k, s: 100 * sizes.scores(found, (k, s)).mean()  # noqa: E731
     longer = {s: f"+{mean('longer', s) - mean('standard', s):.1f}" for s in (100, 300)}
     at_3000 = max(abs(float(gain[m, 3000])) for m in named)
     at_1000 = sorted(float(gain[m, 1000]) for m in named)
-    text = STUDY.joinpath("README.md").read_text()
-    start = text.index("Phase 3 (the methods")
-    reading = " ".join(text[start:text.index("\n\n", start)].split())
+    reading = _paragraph(STUDY.joinpath("README.md").read_text(), "Phase 3 (the methods")
     quotes = [f"`standard`'s {mean('standard', 3000):.1f} by more than {at_3000:.1f}",
               f"`longer`'s {mean('longer', 3000):.1f} at 800 steps", "the one significant at α 0.05/4",
               f"the gains are those of sections 3 and 7, {at_1000[0]:+.1f} to {at_1000[-1]:+.1f}",
