@@ -45,14 +45,15 @@ def test_every_run_of_sizes_sh_composes_and_validates(tmp_path, args):
             assert (cfg.optim.lr, cfg.optim.max_epochs, cfg.optim.batch_size) == (2e-5, 20, 16)
 
 
-def _size_run(root, folder, method, seed, size, test, **config):
+def _size_run(root, folder, method, seed, size, test, task="stsb", **config):
     extra = {"optim": {"eps_placement": config.pop("eps", "after_correction")}}
     strategies = config.pop("strategies", {})
-    run = write_run(root / folder, f"{method},{size},{seed},{test}", task="stsb", method=method, seed=seed,
-                    train_size=size, test=test, threshold=None, metric="spearman", extra_config=extra, **config)
+    metric = "spearman" if task == "stsb" else "f1"
+    run = write_run(root / folder, f"{task},{method},{size},{seed},{test}", task=task, method=method, seed=seed,
+                    train_size=size, test=test, threshold=None, metric=metric, extra_config=extra, **config)
     record = json.loads((run / "results.json").read_text())
     record["config"]["method"]["strategies"] = strategies
-    record["config"]["task"]["select_metric"] = "spearman"
+    record["config"]["task"]["select_metric"] = metric
     (run / "results.json").write_text(json.dumps(record))
 
 
@@ -84,6 +85,24 @@ def test_the_size_block_reads_sizes_spread_and_gains(tmp_path):
     assert "![STS-B against the size](report/sizes_stsb.png)" in block  # the figure, drawn beside the README
     from matplotlib.image import imread
     assert imread(tmp_path / "report" / "sizes_stsb.png").std() > 0
+
+
+def test_the_size_block_reads_mrpc_at_its_own_largest_size(tmp_path):
+    """Phase 4 before its runs: MRPC's largest size is 2,388, its failed runs are study A's (status
+    failed), and a task with no new run says so."""
+    import sizes
+    from dropout import task_rules
+    for seed in range(5):
+        for size in (100, 2388):
+            _size_run(tmp_path, "sweep_sizes", "standard", seed, size, 0.81 if size == 100 else 0.85 + 0.01 * seed,
+                      task="mrpc", status="failed" if size == 100 and seed < 3 else "ok")
+        _size_run(tmp_path, "sweep", "standard", seed, 1000, 0.80, task="mrpc")
+    block = sizes.sizes_block(tmp_path, task_rules(0.5))
+    assert "**STS-B**: no run of the size sweep yet." in block
+    assert "**MRPC** (10 of the 70 planned runs of `sweep_sizes/` finished; test F1 × 100" in block
+    assert "| | 100 | 1,000 | 2,388 |" in block
+    assert "| `standard`, the recipe | 81.0 ± 0.0 (5, 3 failed) | 80.0 ± 0.0 (5) | 87.0 ± 1.6 (5) |" in block
+    assert "![MRPC against the size](report/sizes_mrpc.png)" in block
 
 
 def _moved(x: float) -> dict:
