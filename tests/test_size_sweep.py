@@ -176,8 +176,9 @@ def test_phase_1s_reading_quotes_its_committed_runs():
 
 def test_phase_3s_first_reading_quotes_seeds_0_to_4():
     """Section 6's first reading of phase 3 (seeds 0-4 of four methods at 100, 300 and 3,000
-    examples, against `standard`'s 10) and the top README quote the gains, Welch p and failed
-    runs of those seeds; later seeds leave it as it is."""
+    examples, against `standard`'s 10; `mosbach`'s at 100 and 300, its seeds 0 and 1 at 3,000) and
+    the top README quote the gains, Welch p and failed runs of those seeds; later seeds leave it as
+    it is."""
     import sizes
     named = {"reinit": "`reinit`", "llrd": "`llrd`", "lpft": "`lpft`", "no dropout": "no dropout"}
     all_sizes, new = (100, 300, 1000, 3000), (100, 300, 3000)
@@ -214,3 +215,34 @@ def test_phase_3s_first_reading_quotes_seeds_0_to_4():
     for quote in (f"none moves `standard` by more than {at_3000:.1f} at 3,000 examples",
                   f"(at most {best}, `lpft` at 300) stay below 800 steps' ({longer[100]} and {longer[300]})"):
         assert quote in top, quote
+    _mosbachs_reading_quotes_its_seeds(found, reading, top)
+
+
+def _mosbachs_reading_quotes_its_seeds(found, reading, top):
+    """`mosbach` (its own recipe) against `standard` and `longer`: seeds 0-4 at 100 and 300, the
+    study's 10 at 1,000, seeds 0 and 1 at 3,000."""
+    import sizes
+    from stabilize.report import welch
+    assert all(len(found[("mosbach", s)]) == 5 for s in (100, 300))
+    x = {s: 100 * sizes.scores(found, ("mosbach", s)) for s in (100, 300, 1000)}
+    longer = {s: 100 * sizes.scores(found, ("longer", s)) for s in (100, 300, 1000)}
+    row = dict(zip((100, 300, 1000, 3000), next(line for line in sizes.gain_table(found, (100, 300, 1000, 3000))
+                                                  if line.startswith("| `mosbach`")).split(" | ")[1:]))
+    gain = {s: re.match(r"(\S+) \(p (\S+?)[ ;]", row[s]).groups() for s in (100, 300)}
+    vs_longer = {s: (f"{x[s].mean() - longer[s].mean():+.1f}", f"{welch(x[s], longer[s])[1]:.2g}") for s in x}
+    at_3000 = {r["seed"]: 100 * r["test"] for r in found[("mosbach", 3000)] if r["seed"] < 2}
+    assert [sum(map(_failed, found[("mosbach", s)])) for s in (100, 300)] == [5, 0]
+    quotes = [f"learned ({x[300].mean():.1f} ± {x[300].std(ddof=1):.1f}, {x[300].min():.1f} to {x[300].max():.1f}; "
+              f"{gain[300][0]} on `standard`, p {gain[300][1]})",
+              f"`longer`'s at 800 steps ({longer[300].mean():.1f} ± {longer[300].std(ddof=1):.1f}; `mosbach` "
+              f"{vs_longer[300][0]}, Welch p {vs_longer[300][1]})",
+              f"failed ({x[100].mean():.1f} ± {x[100].std(ddof=1):.1f}; {gain[100][0]}, p {gain[100][1]}), "
+              f"{-float(vs_longer[100][0]):.1f} below `longer`'s {longer[100].mean():.1f} (p {vs_longer[100][1]})",
+              f"({vs_longer[1000][0]}, p {vs_longer[1000][1]}, section 3's runs)",
+              f"seeds 0 and 1 ({at_3000[0]:.1f} and {at_3000[1]:.1f}) are beside `longer`'s "
+              f"{100 * sizes.scores(found, ('longer', 3000)).mean():.1f}"]
+    for quote in quotes:
+        assert quote in reading, quote
+    quote = (f"({x[300].mean():.1f} against {longer[300].mean():.1f} at 300), not at 100 ({x[100].mean():.1f} "
+             f"against {longer[100].mean():.1f}: 140 steps against 800)")
+    assert quote in top, quote
