@@ -240,7 +240,8 @@ def _mosbachs_reading_quotes_its_seeds(found, reading, top):
               f"{-float(vs_longer[100][0]):.1f} below `longer`'s {longer[100].mean():.1f} (p {vs_longer[100][1]})",
               f"({vs_longer[1000][0]}, p {vs_longer[1000][1]}, section 3's runs)",
               f"seeds 0 and 1 ({at_3000[0]:.1f} and {at_3000[1]:.1f}) are beside `longer`'s "
-              f"{100 * sizes.scores(found, ('longer', 3000)).mean():.1f}"]
+              f"{100 * sizes.scores(found, ('longer', 3000)).mean():.1f}",
+              "(all five at 300 examples, against one of `reinit`'s and none of the others')"]  # `learned` above
     for quote in quotes:
         assert quote in reading, quote
     quote = (f"({x[300].mean():.1f} against {longer[300].mean():.1f} at 300), not at 100 ({x[100].mean():.1f} "
