@@ -132,6 +132,9 @@ def test_the_controls_block_sets_each_control_beside_its_earlier_runs(tmp_path):
             "probe 0.60, gradient probe 0.90.") in block  # embeddings and head are not the encoder's layers
 
 
+GAIN = re.compile(r"(\S+) \(p (\S+?)[ ;]")  # a cell of the gain table: the difference, Welch's p
+
+
 def _paragraph(text: str, opening: str) -> str:
     """The paragraph of `text` that starts with `opening`, on one line."""
     start = text.index(opening)
@@ -187,7 +190,7 @@ def test_phase_3s_first_reading_quotes_seeds_0_to_4():
     assert all(len(found[(m, s)]) == 5 for m in named for s in new)
     rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in sizes.gain_table(found, all_sizes)
             if line.startswith("| ")}  # the block's own table: gain, Welch p
-    gain, p = ({(m, s): re.match(r"(\S+) \(p (\S+?)[ ;]", rows[sizes.ARMS[m]][i]).group(g)
+    gain, p = ({(m, s): GAIN.match(rows[sizes.ARMS[m]][i]).group(g)
                 for m in named for i, s in enumerate(all_sizes)} for g in (1, 2))
     learned = [(m, s, r) for m in named for s in (100, 300) for r in found[(m, s)] if not _failed(r)]
     assert [(m, s, r["seed"]) for m, s, r in learned] == [("reinit", 300, 0)]
@@ -215,20 +218,19 @@ def test_phase_3s_first_reading_quotes_seeds_0_to_4():
     for quote in (f"none moves `standard` by more than {at_3000:.1f} at 3,000 examples",
                   f"(at most {best}, `lpft` at 300) stay below 800 steps' ({longer[100]} and {longer[300]})"):
         assert quote in top, quote
-    _mosbachs_reading_quotes_its_seeds(found, reading, top)
+    _mosbachs_reading_quotes_its_seeds(found, rows[sizes.ARMS["mosbach"]], reading, top)
 
 
-def _mosbachs_reading_quotes_its_seeds(found, reading, top):
-    """`mosbach` (its own recipe) against `standard` and `longer`: seeds 0-4 at 100 and 300, the
-    study's 10 at 1,000, seeds 0 and 1 at 3,000."""
+def _mosbachs_reading_quotes_its_seeds(found, row, reading, top):
+    """`mosbach` (its own recipe) against `standard` (`row`: its cells of the gain table, 100 to
+    3,000 examples) and `longer`: seeds 0-4 at 100 and 300, the study's 10 at 1,000, seeds 0 and 1
+    at 3,000."""
     import sizes
     from stabilize.report import welch
     assert all(len(found[("mosbach", s)]) == 5 for s in (100, 300))
     x = {s: 100 * sizes.scores(found, ("mosbach", s)) for s in (100, 300, 1000)}
     longer = {s: 100 * sizes.scores(found, ("longer", s)) for s in (100, 300, 1000)}
-    row = dict(zip((100, 300, 1000, 3000), next(line for line in sizes.gain_table(found, (100, 300, 1000, 3000))
-                                                  if line.startswith("| `mosbach`")).split(" | ")[1:]))
-    gain = {s: re.match(r"(\S+) \(p (\S+?)[ ;]", row[s]).groups() for s in (100, 300)}
+    gain = {s: GAIN.match(row[i]).groups() for i, s in enumerate((100, 300))}
     vs_longer = {s: (f"{x[s].mean() - longer[s].mean():+.1f}", f"{welch(x[s], longer[s])[1]:.2g}") for s in x}
     at_3000 = {r["seed"]: 100 * r["test"] for r in found[("mosbach", 3000)] if r["seed"] < 2}
     assert [sum(map(_failed, found[("mosbach", s)])) for s in (100, 300)] == [5, 0]
